@@ -1,0 +1,24 @@
+package v1alpha1
+
+// Condition types. Ready is the summary; Reconciling and Stalled follow kstatus and are present only while true.
+const (
+	ConditionReady             = "Ready"
+	ConditionReconciling       = "Reconciling"
+	ConditionStalled           = "Stalled"
+	ConditionControlPlaneReady = "ControlPlaneReady"
+)
+
+// Condition reasons, CamelCase, stable for alerting and scripts.
+const (
+	ReasonNotImplemented     = "NotImplemented"
+	ReasonReconciling        = "Reconciling"
+	ReasonProgressing        = "Progressing"
+	ReasonReady              = "Ready"
+	ReasonUnsupportedVersion = "UnsupportedVersion"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonDeleting           = "Deleting"
+)
+
+// Finalizer guards the cleanup of everything the operator created for a ServiceMesh.
+const Finalizer = "mesh.meshwright.dev/finalizer"

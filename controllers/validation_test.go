@@ -1,0 +1,115 @@
+package controllers
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+)
+
+// meshFromJSON builds an unstructured ServiceMesh with the given spec JSON, so that tests can send values the Go
+// types could not express (wrong types, negative numbers, unknown enums) to the real API server.
+func meshFromJSON(t *testing.T, name, specJSON string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON([]byte(`{"apiVersion":"mesh.meshwright.dev/v1alpha1","kind":"ServiceMesh","metadata":{"name":"` +
+		name + `"},"spec":` + specJSON + `}`)); err != nil {
+		t.Fatalf("bad test fixture: %v", err)
+	}
+	return u
+}
+
+func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
+	cases := []struct {
+		name      string
+		meshName  string
+		spec      string
+		wantField string
+	}{
+		{"a version with a v prefix", "", `{"version":"v1.31"}`, "spec.version"},
+		{"a version that is a word", "", `{"version":"newest"}`, "spec.version"},
+		{"a namespace with capitals", "", `{"namespace":"Istio-System"}`, "spec.namespace"},
+		{"a namespace longer than a DNS label", "", `{"namespace":"` + strings.Repeat("n", 64) + `"}`, "spec.namespace"},
+		{"an unknown profile", "", `{"profile":"huge"}`, "spec.profile"},
+		{"an unknown update strategy", "", `{"updateStrategy":{"type":"BlueGreen"}}`, "spec.updateStrategy.type"},
+		{"a negative grace period", "", `{"updateStrategy":{"inactiveRevisionDeletionGracePeriodSeconds":-1}}`,
+			"spec.updateStrategy.inactiveRevisionDeletionGracePeriodSeconds"},
+		{"zero istiod replicas", "", `{"controlPlane":{"replicas":0}}`, "spec.controlPlane.replicas"},
+		{"replicas together with autoscaling", "", `{"controlPlane":{"replicas":2,"autoscaling":{"minReplicas":1,"maxReplicas":3}}}`,
+			"spec.controlPlane.replicas and spec.controlPlane.autoscaling"},
+		{"autoscaling with min above max", "", `{"controlPlane":{"autoscaling":{"minReplicas":5,"maxReplicas":3}}}`,
+			"spec.controlPlane.autoscaling.minReplicas"},
+		{"an unknown log level", "", `{"controlPlane":{"logLevel":"verbose"}}`, "spec.controlPlane.logLevel"},
+		{"an unparsable resource quantity", "", `{"controlPlane":{"resources":{"requests":{"cpu":"lots"}}}}`,
+			"spec.controlPlane.resources.requests"},
+		{"values that are not an object", "", `{"values":"pilot.replicas=2"}`, "spec.values"},
+		{"meshConfig that is a list", "", `{"meshConfig":[1,2]}`, "spec.meshConfig"},
+		{"an unknown CRD deletion policy", "", `{"crdDeletionPolicy":"Orphan"}`, "spec.crdDeletionPolicy"},
+		{"a name too long for revision names", strings.Repeat("m", 41), `{}`, "metadata.name"},
+		{"a pod disruption budget without enabled", "", `{"controlPlane":{"podDisruptionBudget":{}}}`,
+			"spec.controlPlane.podDisruptionBudget.enabled"},
+	}
+	for _, tc := range cases {
+		t.Run("rejects "+tc.name, func(t *testing.T) {
+			name := tc.meshName
+			if name == "" {
+				name = "invalid"
+			}
+			err := k8sClient.Create(context.Background(), meshFromJSON(t, name, tc.spec))
+			if err == nil {
+				t.Fatalf("spec %s was accepted", tc.spec)
+			}
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("error does not name %s: %v", tc.wantField, err)
+			}
+		})
+	}
+}
+
+func TestCRDValidationAcceptsTheSamples(t *testing.T) {
+	for _, file := range []string{"mesh_v1alpha1_servicemesh_minimal.yaml", "mesh_v1alpha1_servicemesh_full.yaml"} {
+		t.Run("accepts "+file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mesh := &meshv1.ServiceMesh{}
+			if err := yaml.UnmarshalStrict(data, mesh); err != nil {
+				t.Fatalf("sample does not match the Go types: %v", err)
+			}
+			mesh.Name = "sample-" + strings.TrimSuffix(strings.TrimPrefix(file, "mesh_v1alpha1_servicemesh_"), ".yaml")
+			// A dry run asks the API server for its full validation without creating a mesh the controller would act on.
+			if err := k8sClient.Create(context.Background(), mesh, client.DryRunAll); err != nil {
+				t.Fatalf("sample rejected: %v", err)
+			}
+			if mesh.Spec.Namespace != "istio-system" {
+				t.Errorf("namespace defaulted to %q, want istio-system", mesh.Spec.Namespace)
+			}
+		})
+	}
+}
+
+func TestNamespaceIsImmutable(t *testing.T) {
+	ctx := context.Background()
+	mesh := &meshv1.ServiceMesh{}
+	mesh.Name = "immutable-namespace"
+	mesh.Spec.Namespace = "mesh-a"
+	if err := k8sClient.Create(ctx, mesh); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), mesh) })
+
+	patch := client.MergeFrom(mesh.DeepCopy())
+	mesh.Spec.Namespace = "mesh-b"
+	err := k8sClient.Patch(ctx, mesh, patch)
+	if err == nil || !strings.Contains(err.Error(), "spec.namespace is immutable") {
+		t.Fatalf("changing spec.namespace: got %v, want an error saying spec.namespace is immutable", err)
+	}
+}
