@@ -37,9 +37,9 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 		"output:crd:dir="+filepath.Join(out, "crd"), "output:rbac:dir="+filepath.Join(out, "rbac"))
 
 	for generated, checkedIn := range map[string]string{
-		"object/zz_generated.deepcopy.go":           "api/v1alpha1/zz_generated.deepcopy.go",
+		"object/zz_generated.deepcopy.go":            "api/v1alpha1/zz_generated.deepcopy.go",
 		"crd/mesh.meshwright.dev_servicemeshes.yaml": "config/crd/bases/mesh.meshwright.dev_servicemeshes.yaml",
-		"rbac/role.yaml":                            "config/rbac/role.yaml",
+		"rbac/role.yaml":                             "config/rbac/role.yaml",
 	} {
 		t.Run(checkedIn+" matches controller-gen", func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join(out, generated))
