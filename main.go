@@ -64,15 +64,19 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "meshwright.mesh.meshwright.dev",
+		Cache:                  controllers.CacheOptions(),
+		Client:                 controllers.ClientOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create manager")
 		os.Exit(1)
 	}
-	if err := (&controllers.ServiceMeshReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("meshwright"),
-	}).SetupWithManager(mgr); err != nil {
+	reconciler, err := controllers.NewServiceMeshReconciler(mgr)
+	if err != nil {
+		log.Error(err, "Unable to create controller", "controller", "ServiceMesh")
+		os.Exit(1)
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up controller", "controller", "ServiceMesh")
 		os.Exit(1)
 	}

@@ -1,42 +1,60 @@
 // Package controllers holds the ServiceMesh reconciler. It is thin: it reads the ServiceMesh, guards deletion with a
-// finalizer, delegates the work to internal packages, and writes status. It owns no rendering or apply logic.
+// finalizer, and runs the phases resolve → render → apply → prune → assess over a small scope, delegating the work
+// to internal packages; a final step writes status. It owns no rendering, apply or status-contract logic.
 package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
+	"github.com/meshwright/meshwright/internal/istio"
+	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/status"
 )
 
 // ServiceMeshReconciler reconciles ServiceMesh objects.
 type ServiceMeshReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
 	client.Client
 	Recorder events.EventRecorder
+	// Catalog lists the supported Istio versions; DefaultCatalog unless a test swaps it.
+	Catalog *istio.Catalog
+	// Renders caches renders by the hash of their inputs.
+	Renders *render.Cache
+	// KubeVersion is the cluster's version, for the charts' capability checks.
+	KubeVersion string
+	// Now is the clock for end-of-life checks; time.Now unless a test swaps it.
+	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=mesh.meshwright.dev,resources=servicemeshes,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=mesh.meshwright.dev,resources=servicemeshes/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=mesh.meshwright.dev,resources=servicemeshes/finalizers,verbs=update
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// scope is what the phases of one reconcile share.
+type scope struct {
+	mesh    *meshv1.ServiceMesh
+	version istio.Version
+	objects []*unstructured.Unstructured
+	outcome status.Outcome
+}
 
 // Reconcile drives one ServiceMesh towards its spec.
-func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	mesh := &meshv1.ServiceMesh{}
 	if err := r.Get(ctx, req.NamespacedName, mesh); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mesh.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, mesh)
+		return r.reconcileDelete(ctx, mesh)
 	}
 	if !controllerutil.ContainsFinalizer(mesh, meshv1.Finalizer) {
 		patch := client.MergeFrom(mesh.DeepCopy())
@@ -47,23 +65,34 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	before := mesh.DeepCopy()
-	status.Apply(mesh, status.Outcome{
-		Reason:  meshv1.ReasonNotImplemented,
-		Message: "Installing the control plane is not implemented yet",
-	})
-	return ctrl.Result{}, r.patchStatus(ctx, before, mesh)
+	s := &scope{mesh: mesh}
+	defer func() {
+		status.Apply(mesh, s.outcome)
+		if perr := r.patchStatus(ctx, before, mesh); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}()
+
+	for _, phase := range []func(context.Context, *scope) (ctrl.Result, error){
+		r.checkConflicts,
+		r.resolveVersion,
+		r.render,
+		r.apply,
+		r.assess,
+	} {
+		result, err = phase(ctx, s)
+		if err != nil || !result.IsZero() {
+			return result, err
+		}
+	}
+	return result, nil
 }
 
-func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv1.ServiceMesh) error {
-	if !controllerutil.ContainsFinalizer(mesh, meshv1.Finalizer) {
-		return nil
-	}
-	patch := client.MergeFrom(mesh.DeepCopy())
-	controllerutil.RemoveFinalizer(mesh, meshv1.Finalizer)
-	if err := r.Patch(ctx, mesh, patch); err != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
-	}
-	return nil
+// stalled records that the spec cannot be acted on until the user changes it. The returned error is terminal: the
+// controller does not retry until the ServiceMesh changes.
+func (s *scope) stalled(reason, message string) error {
+	s.outcome = status.Outcome{Reason: reason, Message: message, Stalled: true}
+	return reconcile.TerminalError(errors.New(message))
 }
 
 // patchStatus writes status only when it changed, so a steady state costs no API write.
@@ -77,12 +106,6 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 	return nil
 }
 
-// SetupWithManager registers the controller. Status-only updates of the ServiceMesh do not trigger a reconcile.
-func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
-			predicate.LabelChangedPredicate{}, deletionPredicate{}))).
-		Named("servicemesh").
-		Complete(r)
+func (r *ServiceMeshReconciler) applier() *apply.Applier {
+	return &apply.Applier{Reader: r.Client, Writer: r.Client}
 }

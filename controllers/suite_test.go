@@ -25,6 +25,8 @@ var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
 	k8sClient client.Client
+	// reconciler is the one the manager runs, so tests can read its render cache.
+	reconciler *ServiceMeshReconciler
 	scheme    = testutil.Scheme
 )
 
@@ -62,12 +64,17 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: CacheOptions(), Client: ClientOptions()})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "creating manager: %v\n", err)
 		return 1
 	}
-	if err := (&ServiceMeshReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("meshwright")}).SetupWithManager(mgr); err != nil {
+	if reconciler, err = NewServiceMeshReconciler(mgr); err != nil {
+		fmt.Fprintf(os.Stderr, "creating reconciler: %v\n", err)
+		return 1
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setting up controller: %v\n", err)
 		return 1
 	}

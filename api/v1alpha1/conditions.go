@@ -18,6 +18,7 @@ const (
 	ReasonInvalidSpec        = "InvalidSpec"
 	ReasonApplyFailed        = "ApplyFailed"
 	ReasonDeleting           = "Deleting"
+	ReasonConflict           = "Conflict"
 )
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.

@@ -1,0 +1,237 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
+	"github.com/meshwright/meshwright/internal/istio"
+	"github.com/meshwright/meshwright/internal/render"
+	"github.com/meshwright/meshwright/internal/status"
+)
+
+// rolloutRecheck bounds how long a rollout can go unassessed if a watch event is missed.
+const rolloutRecheck = 30 * time.Second
+
+// checkConflicts stalls a ServiceMesh when an older one already exists: both would render the same cluster-scoped
+// objects (Istio's CRDs, the default validator) and fight over them.
+func (r *ServiceMeshReconciler) checkConflicts(ctx context.Context, s *scope) (ctrl.Result, error) {
+	meshes := &meshv1.ServiceMeshList{}
+	if err := r.List(ctx, meshes); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing ServiceMeshes: %w", err)
+	}
+	for _, other := range meshes.Items {
+		if other.UID == s.mesh.UID || !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		older := other.CreationTimestamp.Before(&s.mesh.CreationTimestamp) ||
+			(other.CreationTimestamp.Equal(&s.mesh.CreationTimestamp) && other.Name < s.mesh.Name)
+		if older {
+			return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
+				"ServiceMesh %q already manages the Istio control plane of this cluster; only one ServiceMesh is supported", other.Name))
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// resolveVersion turns spec.version into a catalog version. An unsupported version stalls the mesh and touches
+// nothing: the last good control plane keeps running.
+func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctrl.Result, error) {
+	v, err := r.Catalog.Resolve(s.mesh.Spec.Version, r.Now())
+	var unsupported *istio.UnsupportedVersionError
+	if errors.As(err, &unsupported) {
+		return ctrl.Result{}, s.stalled(meshv1.ReasonUnsupportedVersion, err.Error())
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	s.version = v
+	return ctrl.Result{}, nil
+}
+
+// render produces the desired objects (from the render cache when the inputs did not change) and stamps them with
+// the owner reference. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
+func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result, error) {
+	cfg := render.Config{
+		MeshName:    s.mesh.Name,
+		Namespace:   s.mesh.Spec.Namespace,
+		Hub:         r.Catalog.Hub,
+		Version:     s.version,
+		KubeVersion: r.KubeVersion,
+		Spec:        s.mesh.Spec,
+	}
+	objs, err := r.Renders.Render(cfg)
+	if err != nil {
+		return ctrl.Result{}, s.stalled(meshv1.ReasonInvalidSpec,
+			fmt.Sprintf("Istio %s cannot be rendered from this spec (check spec.values, spec.meshConfig and spec.profile): %v", s.version.Version, err))
+	}
+	s.objects = withOwnerReference(objs, s.mesh)
+	return ctrl.Result{}, nil
+}
+
+// withOwnerReference returns copies of objs that name the mesh as their controller, except CRDs and the Namespace:
+// those must outlive the mesh unless its deletion policy says otherwise, so garbage collection must not take them.
+func withOwnerReference(objs []*unstructured.Unstructured, mesh *meshv1.ServiceMesh) []*unstructured.Unstructured {
+	ref := metav1.OwnerReference{
+		APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: mesh.Name, UID: mesh.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "Namespace" {
+			out[i] = o
+			continue
+		}
+		c := &unstructured.Unstructured{Object: make(map[string]any, len(o.Object))}
+		for k, v := range o.Object {
+			c.Object[k] = v
+		}
+		md := make(map[string]any)
+		for k, v := range o.Object["metadata"].(map[string]any) {
+			md[k] = v
+		}
+		c.Object["metadata"] = md
+		c.SetOwnerReferences([]metav1.OwnerReference{ref})
+		out[i] = c
+	}
+	return out
+}
+
+// apply writes what changed and prunes what the render no longer contains. The inventory in status always covers
+// every object that may exist: the union of old and new while applying, then the new one plus what failed to prune.
+func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Result, error) {
+	var previous []string
+	if s.mesh.Status.Inventory != nil {
+		previous = s.mesh.Status.Inventory.Entries
+	}
+	current := apply.Inventory(s.objects)
+	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(previous, current)}
+
+	res, err := r.applier().Apply(ctx, s.objects)
+	if err != nil {
+		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		return ctrl.Result{}, err
+	}
+	r.recordApply(s, res, previous)
+
+	stale := apply.Stale(previous, current)
+	remaining, err := r.applier().Delete(ctx, orderForDeletion(stale), render.LabelOwner, s.mesh.Name)
+	if pruned := len(stale) - len(remaining); pruned > 0 {
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "Pruned", "Prune", "Removed %d objects the spec no longer needs", pruned)
+	}
+	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(current, remaining)}
+	if err != nil {
+		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		return ctrl.Result{}, err
+	}
+	s.mesh.Status.Version = s.version.Version
+	s.mesh.Status.ActiveRevision = cmp.Or(revisionOf(s.objects), "default")
+	return ctrl.Result{}, nil
+}
+
+func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous []string) {
+	// An object created again although the previous inventory had it was deleted by someone else.
+	drifted := slices.Clone(res.Drifted)
+	for _, id := range res.Created {
+		if slices.Contains(previous, id) {
+			drifted = append(drifted, id)
+		}
+	}
+	switch {
+	case len(res.Created) > 0 && s.mesh.Status.Version == "":
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "Installed", "Install", "Installed Istio %s: %d objects created", s.version.Version, len(res.Created))
+	case s.mesh.Status.Version != "" && s.mesh.Status.Version != s.version.Version:
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "Upgraded", "Upgrade", "Upgrading Istio %s to %s: %d objects changed",
+			s.mesh.Status.Version, s.version.Version, len(res.Created)+len(res.Updated))
+	case len(drifted) > 0:
+		r.Recorder.Eventf(s.mesh, nil, "Warning", "DriftRepaired", "Repair", "Restored %d objects changed or deleted outside Meshwright: %s",
+			len(drifted), strings.Join(drifted, ", "))
+	case res.Changed():
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "Configured", "Apply", "Applied %d changed objects", len(res.Created)+len(res.Updated))
+	}
+}
+
+// assess reads the rollout of istiod and summarises components into Ready.
+func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Result, error) {
+	components := []meshv1.ComponentStatus{{Name: render.ComponentBase, State: meshv1.ComponentReady,
+		Message: fmt.Sprintf("Istio %s CRDs and cluster configuration applied", s.version.Version)}}
+
+	ready, message := false, "istiod Deployment not rendered"
+	for _, o := range s.objects {
+		if o.GetKind() != "Deployment" || o.GetLabels()[render.LabelComponent] != render.ComponentIstiod {
+			continue
+		}
+		dep := &appsv1.Deployment{}
+		if err := r.Get(ctx, client.ObjectKeyFromObject(o), dep); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, fmt.Errorf("reading istiod Deployment: %w", err)
+			}
+			message = "istiod Deployment not found yet"
+			break
+		}
+		ready, message = status.DeploymentRolledOut(dep)
+	}
+	state := meshv1.ComponentProgressing
+	if ready {
+		state = meshv1.ComponentReady
+	}
+	components = append(components, meshv1.ComponentStatus{Name: render.ComponentIstiod, State: state, Message: message})
+	s.mesh.Status.Components = components
+	s.mesh.Status.Revisions = []meshv1.RevisionStatus{{Name: s.mesh.Status.ActiveRevision, Version: s.version.Version, Ready: ready}}
+
+	if !ready {
+		status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, false, meshv1.ReasonProgressing, message)
+		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Control plane rolling out: " + message, Reconciling: true}
+		return ctrl.Result{RequeueAfter: rolloutRecheck}, nil
+	}
+	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
+	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady,
+		Message: fmt.Sprintf("Istio %s control plane is ready", s.version.Version)}
+	return ctrl.Result{}, nil
+}
+
+func revisionOf(objs []*unstructured.Unstructured) string {
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" && o.GetLabels()[render.LabelComponent] == render.ComponentIstiod {
+			return o.GetLabels()["istio.io/rev"]
+		}
+	}
+	return ""
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// orderForDeletion sorts inventory entries so that webhooks go first (a webhook left pointing at a deleted istiod
+// would block pod creation) and definitions last.
+func orderForDeletion(ids []string) []string {
+	out := slices.Clone(ids)
+	stage := func(e string) render.Stage {
+		id, err := apply.ParseID(e)
+		if err != nil {
+			return render.StageConfig
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(id.GroupKind.WithVersion(""))
+		return render.StageOf(u)
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(stage(b), stage(a)) })
+	return out
+}

@@ -1,0 +1,52 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/discovery"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/istio"
+	"github.com/meshwright/meshwright/internal/render"
+)
+
+// CacheOptions keeps the operator light: informers hold only objects labelled as Meshwright's (the ServiceMesh
+// objects themselves excepted), not every ConfigMap, Service and ClusterRole of the cluster.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy}),
+		ByObject: map[client.Object]cache.ByObject{
+			&meshv1.ServiceMesh{}: {Label: labels.Everything()},
+		},
+	}
+}
+
+// ClientOptions makes unstructured reads come from the cache too, since rendered objects are handled unstructured.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}
+}
+
+// NewServiceMeshReconciler builds the reconciler for a manager, asking the API server for its version once.
+func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("reading the Kubernetes version: %w", err)
+	}
+	return &ServiceMeshReconciler{
+		Client:      mgr.GetClient(),
+		Recorder:    mgr.GetEventRecorder("meshwright"),
+		Catalog:     istio.DefaultCatalog,
+		Renders:     render.NewCache(8),
+		KubeVersion: v.GitVersion,
+		Now:         time.Now,
+	}, nil
+}

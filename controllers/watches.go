@@ -1,0 +1,112 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/render"
+)
+
+// WatchedKinds are the kinds the renderers emit. Each is watched (label-filtered to Meshwright's objects), so a
+// deleted or edited object is restored within seconds. A test fails when a renderer emits a kind missing here.
+var WatchedKinds = []schema.GroupVersionKind{
+	{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"},
+	{Version: "v1", Kind: "Namespace"},
+	{Version: "v1", Kind: "ServiceAccount"},
+	{Version: "v1", Kind: "ConfigMap"},
+	{Version: "v1", Kind: "Service"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
+	{Group: "apps", Version: "v1", Kind: "Deployment"},
+	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
+	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
+	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingWebhookConfiguration"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfiguration"},
+}
+
+// Permissions the operator needs on the objects it renders (Istio's base and istiod charts), and on the resources
+// istiod's own RBAC grants, which Kubernetes only lets a subject grant when it holds them itself.
+// +kubebuilder:rbac:groups="",resources=namespaces;serviceaccounts;configmaps;services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings;roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch;create;update;patch;delete
+
+// SetupWithManager registers the controller and its watches.
+func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+			predicate.LabelChangedPredicate{}, deletionPredicate{}))).
+		Named("servicemesh")
+	for _, gvk := range WatchedKinds {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		b = b.Watches(u, handler.EnqueueRequestsFromMapFunc(ownerOf), builder.WithPredicates(renderedObjectChanged{}))
+	}
+	return b.Complete(r)
+}
+
+// ownerOf maps a rendered object to its ServiceMesh through the owner label.
+func ownerOf(_ context.Context, o client.Object) []reconcile.Request {
+	if owner := o.GetLabels()[render.LabelOwner]; owner != "" {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: owner}}}
+	}
+	return nil
+}
+
+// renderedObjectChanged passes creates, deletes and updates that change something Meshwright cares about. It drops
+// updates that touch only bookkeeping (resourceVersion, managedFields) or the webhook fields istiod owns, so that
+// istiod patching its CA bundle does not cause a reconcile. Deployment status passes: rollouts are assessed from it.
+type renderedObjectChanged struct{ predicate.Funcs }
+
+func (renderedObjectChanged) Create(event.CreateEvent) bool   { return true }
+func (renderedObjectChanged) Delete(event.DeleteEvent) bool   { return true }
+func (renderedObjectChanged) Generic(event.GenericEvent) bool { return false }
+
+func (renderedObjectChanged) Update(e event.UpdateEvent) bool {
+	oldU, ok1 := e.ObjectOld.(*unstructured.Unstructured)
+	newU, ok2 := e.ObjectNew.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(comparable(oldU), comparable(newU))
+}
+
+// comparable strips what renderedObjectChanged ignores.
+func comparable(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy()
+	for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
+		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	}
+	if c.GetKind() != "Deployment" {
+		unstructured.RemoveNestedField(c.Object, "status")
+	}
+	if hooks, ok, _ := unstructured.NestedSlice(c.Object, "webhooks"); ok {
+		for _, h := range hooks {
+			if m, ok := h.(map[string]any); ok {
+				delete(m, "failurePolicy")
+				unstructured.RemoveNestedField(m, "clientConfig", "caBundle")
+			}
+		}
+		_ = unstructured.SetNestedSlice(c.Object, hooks, "webhooks")
+	}
+	return c.Object
+}

@@ -1,0 +1,84 @@
+package apply
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// inSync reports whether every field of desired is present in live with an equal value. Fields that only live has
+// (server defaults, status, fields other managers own) are ignored. Values are compared the way the API server
+// normalises them: numbers by value, quantities by amount, and an empty map or list equal to an absent one.
+func inSync(desired, live any) bool {
+	switch d := desired.(type) {
+	case map[string]any:
+		l, _ := live.(map[string]any)
+		for k, dv := range d {
+			lv, ok := l[k]
+			if !ok {
+				if isEmpty(dv) {
+					continue
+				}
+				return false
+			}
+			if !inSync(dv, lv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		l, ok := live.([]any)
+		if !ok {
+			return len(d) == 0 && live == nil
+		}
+		if len(d) != len(l) {
+			return false
+		}
+		for i := range d {
+			if !inSync(d[i], l[i]) {
+				return false
+			}
+		}
+		return true
+	case string:
+		if l, ok := live.(string); ok {
+			if l == d {
+				return true
+			}
+			dq, err1 := resource.ParseQuantity(d)
+			lq, err2 := resource.ParseQuantity(l)
+			return err1 == nil && err2 == nil && dq.Cmp(lq) == 0
+		}
+		return false
+	case nil:
+		return isEmpty(live)
+	default:
+		if dn, ok := number(d); ok {
+			ln, ok := number(live)
+			return ok && dn == ln
+		}
+		return reflect.DeepEqual(desired, live)
+	}
+}
+
+func number(v any) (string, bool) {
+	switch n := v.(type) {
+	case int, int32, int64, float32, float64, json.Number:
+		return fmt.Sprint(n), true
+	}
+	return "", false
+}
+
+func isEmpty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+// Package render turns a resolved ServiceMesh configuration into the Kubernetes objects of its control plane. It is
+// pure: one immutable Config in, sorted objects out; no client, no clock, no randomness. Istio's charts are rendered
+// client-side with the Helm engine (no Helm releases). Objects carry Meshwright's ownership labels; deciding what to
+// apply, prune or leave to istiod is the apply package's job, not this one's.
+package render
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/util/version"
+	"sigs.k8s.io/yaml"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/istio"
+)
+
+// Labels every rendered object carries. The owner label ties an object to its ServiceMesh; prune and delete only
+// ever touch objects that still carry it.
+const (
+	LabelOwner     = "mesh.meshwright.dev/owner"
+	LabelComponent = "mesh.meshwright.dev/component"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "meshwright"
+)
+
+// Component names.
+const (
+	ComponentBase   = "base"
+	ComponentIstiod = "istiod"
+)
+
+// Config is everything a render depends on. The same Config always renders the same objects.
+type Config struct {
+	// MeshName is the ServiceMesh's name.
+	MeshName string
+	// Namespace of the control plane.
+	Namespace string
+	// Hub is the image registry of the resolved version.
+	Hub string
+	// Version is the resolved Istio version.
+	Version istio.Version
+	// Revision is the istiod revision; empty for the default revision (InPlace).
+	Revision string
+	// KubeVersion is the cluster's version, as templates see it in .Capabilities.
+	KubeVersion string
+	// Spec is the user's spec; only its typed fields, meshConfig and values are read.
+	Spec meshv1.ServiceMeshSpec
+}
+
+// Hash identifies a Config; equal hashes render equal objects.
+func (c Config) Hash() string {
+	raw, _ := json.Marshal(c) // Config holds only JSON-safe values
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// Render returns the objects of the control plane: the namespace, Istio's base chart (CRDs, default validator) and
+// the istiod chart, labelled and sorted in apply order.
+func Render(cfg Config) ([]*unstructured.Unstructured, error) {
+	objs := []*unstructured.Unstructured{namespace(cfg)}
+	for _, c := range []struct{ component, chart, release string }{
+		{ComponentBase, istio.ChartBase, "base"},
+		{ComponentIstiod, istio.ChartIstiod, "istiod"},
+	} {
+		out, err := renderChart(cfg, c.chart, c.release)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", c.component, err)
+		}
+		for _, o := range out {
+			label(o, cfg.MeshName, c.component)
+		}
+		objs = append(objs, out...)
+	}
+	label(objs[0], cfg.MeshName, ComponentBase)
+	Sort(objs)
+	return objs, nil
+}
+
+func namespace(cfg Config) *unstructured.Unstructured {
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(cfg.Namespace)
+	return ns
+}
+
+func renderChart(cfg Config, chartName, release string) ([]*unstructured.Unstructured, error) {
+	chrt, err := istio.LoadChart(cfg.Version, chartName)
+	if err != nil {
+		return nil, err
+	}
+	profile, err := istio.ProfileValues(chrt, cfg.Spec.Profile)
+	if err != nil {
+		return nil, err
+	}
+	values, err := Values(cfg, profile)
+	if err != nil {
+		return nil, err
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	if kv, err := version.ParseGeneric(cmp.Or(cfg.KubeVersion, "v1.37.0")); err == nil {
+		caps.KubeVersion = chartutil.KubeVersion{
+			Version: "v" + kv.String(), Major: fmt.Sprint(kv.Major()), Minor: fmt.Sprint(kv.Minor()),
+		}
+	}
+	renderValues, err := chartutil.ToRenderValues(chrt, values,
+		chartutil.ReleaseOptions{Name: release, Namespace: cfg.Namespace, Revision: 1, IsInstall: true}, caps)
+	if err != nil {
+		return nil, err
+	}
+	// Istio's templates label objects with the release service; they are Meshwright's, not Helm's.
+	if rel, ok := renderValues["Release"].(map[string]any); ok {
+		rel["Service"] = ManagedBy
+	}
+	files, err := engine.Render(chrt, renderValues)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var objs []*unstructured.Unstructured
+	for _, name := range names {
+		if path.Ext(name) != ".yaml" && path.Ext(name) != ".yml" {
+			continue // NOTES.txt, helpers
+		}
+		docs, err := decode(files[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		objs = append(objs, docs...)
+	}
+	return objs, nil
+}
+
+func decode(manifest string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		raw, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			continue // a document of only comments
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+}
+
+func label(o *unstructured.Unstructured, mesh, component string) {
+	l := o.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[LabelOwner] = mesh
+	l[LabelComponent] = component
+	l[LabelManagedBy] = ManagedBy
+	o.SetLabels(l)
+}

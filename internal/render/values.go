@@ -1,0 +1,141 @@
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+)
+
+// Values computes the chart values of one chart in the documented precedence, lowest first:
+//
+//  1. catalog: image hub and tag of the resolved version
+//  2. profile: the Istio profile's values (the chart's own files/profile-<name>.yaml)
+//  3. typed spec fields: spec.controlPlane, spec.meshConfig
+//  4. spec.values: the user's raw chart values
+//  5. forced: what the operator must own (namespace, revision)
+//
+// Later layers override earlier ones key by key; lists and scalars are replaced whole.
+func Values(cfg Config, profile map[string]any) (map[string]any, error) {
+	layers := []map[string]any{catalogValues(cfg), profile}
+	typed, err := typedValues(cfg.Spec)
+	if err != nil {
+		return nil, err
+	}
+	layers = append(layers, typed)
+	if cfg.Spec.Values != nil && len(cfg.Spec.Values.Raw) > 0 {
+		user := map[string]any{}
+		if err := json.Unmarshal(cfg.Spec.Values.Raw, &user); err != nil {
+			return nil, fmt.Errorf("spec.values: %w", err)
+		}
+		layers = append(layers, user)
+	}
+	layers = append(layers, forcedValues(cfg))
+	out := map[string]any{}
+	for _, l := range layers {
+		out = merge(out, l)
+	}
+	return out, nil
+}
+
+func catalogValues(cfg Config) map[string]any {
+	return map[string]any{"global": map[string]any{"hub": cfg.Hub, "tag": cfg.Version.Version}}
+}
+
+func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
+	pilot := map[string]any{}
+	global := map[string]any{}
+	out := map[string]any{}
+	if cp := spec.ControlPlane; cp != nil {
+		if cp.Replicas != nil {
+			pilot["autoscaleEnabled"] = false
+			pilot["replicaCount"] = int64(*cp.Replicas)
+		}
+		if as := cp.Autoscaling; as != nil {
+			pilot["autoscaleEnabled"] = true
+			pilot["autoscaleMin"] = int64(as.MinReplicas)
+			pilot["autoscaleMax"] = int64(as.MaxReplicas)
+			if as.TargetCPUUtilizationPercentage != nil {
+				pilot["cpu"] = map[string]any{"targetAverageUtilization": int64(*as.TargetCPUUtilizationPercentage)}
+			}
+		}
+		if cp.Resources != nil {
+			r, err := toMap(cp.Resources)
+			if err != nil {
+				return nil, fmt.Errorf("spec.controlPlane.resources: %w", err)
+			}
+			pilot["resources"] = r
+		}
+		if len(cp.NodeSelector) > 0 {
+			ns := map[string]any{}
+			for k, v := range cp.NodeSelector {
+				ns[k] = v
+			}
+			pilot["nodeSelector"] = ns
+		}
+		if len(cp.Tolerations) > 0 {
+			var t []any
+			raw, _ := json.Marshal(cp.Tolerations)
+			if err := json.Unmarshal(raw, &t); err != nil {
+				return nil, fmt.Errorf("spec.controlPlane.tolerations: %w", err)
+			}
+			pilot["tolerations"] = t
+		}
+		if cp.PodDisruptionBudget != nil {
+			global["defaultPodDisruptionBudget"] = map[string]any{"enabled": cp.PodDisruptionBudget.Enabled}
+		}
+		if cp.LogLevel != "" {
+			global["logging"] = map[string]any{"level": "default:" + cp.LogLevel}
+		}
+	}
+	if spec.MeshConfig != nil && len(spec.MeshConfig.Raw) > 0 {
+		mc := map[string]any{}
+		if err := json.Unmarshal(spec.MeshConfig.Raw, &mc); err != nil {
+			return nil, fmt.Errorf("spec.meshConfig: %w", err)
+		}
+		out["meshConfig"] = mc
+	}
+	if len(pilot) > 0 {
+		out["pilot"] = pilot
+	}
+	if len(global) > 0 {
+		out["global"] = global
+	}
+	return out, nil
+}
+
+func forcedValues(cfg Config) map[string]any {
+	return map[string]any{
+		"revision": cfg.Revision,
+		"global":   map[string]any{"istioNamespace": cfg.Namespace},
+	}
+}
+
+// merge returns base with overlay merged into it recursively; overlay wins. Neither input is modified.
+func merge(base, overlay map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(overlay))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range overlay {
+		if om, ok := v.(map[string]any); ok {
+			if bm, ok := out[k].(map[string]any); ok {
+				out[k] = merge(bm, om)
+				continue
+			}
+			out[k] = merge(map[string]any{}, om)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func toMap(v any) (map[string]any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	return out, json.Unmarshal(raw, &out)
+}
