@@ -16,13 +16,7 @@ import (
 
 func TestStatusFollowsTheKstatusContract(t *testing.T) {
 	ctx := context.Background()
-	mesh := &meshv1.ServiceMesh{}
-	mesh.Name = "kstatus"
-	mesh.Spec.Namespace = "kstatus-mesh"
-	if err := k8sClient.Create(ctx, mesh); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), mesh) })
+	mesh := createMesh(t, "kstatus")
 
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(mesh), mesh); err != nil {

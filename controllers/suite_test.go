@@ -27,7 +27,9 @@ var (
 	k8sClient client.Client
 	// reconciler is the one the manager runs, so tests can read its render cache.
 	reconciler *ServiceMeshReconciler
-	scheme    = testutil.Scheme
+	// writes counts the reconciler's write requests.
+	writes *testutil.CountingClient
+	scheme     = testutil.Scheme
 )
 
 func TestMain(m *testing.M) {
@@ -74,6 +76,8 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "creating reconciler: %v\n", err)
 		return 1
 	}
+	writes = &testutil.CountingClient{Client: reconciler.Client}
+	reconciler.Client = writes
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setting up controller: %v\n", err)
 		return 1

@@ -98,13 +98,7 @@ func TestCRDValidationAcceptsTheSamples(t *testing.T) {
 
 func TestNamespaceIsImmutable(t *testing.T) {
 	ctx := context.Background()
-	mesh := &meshv1.ServiceMesh{}
-	mesh.Name = "immutable-namespace"
-	mesh.Spec.Namespace = "mesh-a"
-	if err := k8sClient.Create(ctx, mesh); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), mesh) })
+	mesh := createMesh(t, "immutable-namespace", func(m *meshv1.ServiceMesh) { m.Spec.Namespace = "mesh-a" })
 
 	patch := client.MergeFrom(mesh.DeepCopy())
 	mesh.Spec.Namespace = "mesh-b"

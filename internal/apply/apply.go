@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // FieldOwner is the server-side apply field manager of everything Meshwright applies.
@@ -65,9 +66,13 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			return res, err
 		}
 		sameHash := live != nil && live.GetAnnotations()[AnnotationAppliedHash] == hash
-		if sameHash && inSync(obj.Object, live.Object) {
-			res.Unchanged++
-			continue
+		if sameHash {
+			field := driftedField(obj.Object, live.Object, "")
+			if field == "" {
+				res.Unchanged++
+				continue
+			}
+			log.FromContext(ctx).V(1).Info("Repairing drift", "object", IDOf(desired).String(), "field", field)
 		}
 		// Write from a copy: rendered objects are shared with the render cache, and the client decodes the
 		// server's response into the object it sends.

@@ -18,7 +18,8 @@ func inSync(desired, live any) bool {
 		for k, dv := range d {
 			lv, ok := l[k]
 			if !ok {
-				if isEmpty(dv) {
+				// The API server drops zero values of omitempty fields: "" or false or 0 desired, absent live.
+				if isZero(dv) {
 					continue
 				}
 				return false
@@ -63,6 +64,32 @@ func inSync(desired, live any) bool {
 	}
 }
 
+// driftedField returns the path of the first field of desired that live does not hold ("" when in sync), so that
+// drift repairs can say what was changed.
+func driftedField(desired, live any, path string) string {
+	if inSync(desired, live) {
+		return ""
+	}
+	switch d := desired.(type) {
+	case map[string]any:
+		l, _ := live.(map[string]any)
+		for k, dv := range d {
+			if !inSync(dv, l[k]) && !(l[k] == nil && isZero(dv)) {
+				return driftedField(dv, l[k], path+"."+k)
+			}
+		}
+	case []any:
+		if l, ok := live.([]any); ok && len(l) == len(d) {
+			for i := range d {
+				if !inSync(d[i], l[i]) {
+					return driftedField(d[i], l[i], fmt.Sprintf("%s[%d]", path, i))
+				}
+			}
+		}
+	}
+	return path
+}
+
 func number(v any) (string, bool) {
 	switch n := v.(type) {
 	case int, int32, int64, float32, float64, json.Number:
@@ -81,4 +108,17 @@ func isEmpty(v any) bool {
 		return len(x) == 0
 	}
 	return false
+}
+
+func isZero(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	}
+	if n, ok := number(v); ok {
+		return n == "0"
+	}
+	return isEmpty(v)
 }

@@ -1,0 +1,173 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/testutil"
+)
+
+const waitTimeout = 30 * time.Second
+
+// createMesh creates a ServiceMesh in its own namespace (envtest has no namespace controller, so namespaces are
+// never reused) and deletes it when the test ends, waiting until it is gone so the next test's mesh is the only one.
+func createMesh(t *testing.T, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
+	t.Helper()
+	mesh := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	mesh.Spec.Namespace = name + "-system"
+	for _, m := range mutate {
+		m(mesh)
+	}
+	if err := k8sClient.Create(context.Background(), mesh); err != nil {
+		t.Fatalf("creating ServiceMesh %s: %v", name, err)
+	}
+	t.Cleanup(func() { deleteMesh(t, mesh) })
+	return mesh
+}
+
+func deleteMesh(t *testing.T, mesh *meshv1.ServiceMesh) {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8sClient.Delete(ctx, mesh); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatalf("deleting ServiceMesh %s: %v", mesh.Name, err)
+	}
+	testutil.Eventually(t, waitTimeout, func() error {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(mesh), &meshv1.ServiceMesh{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("ServiceMesh %s still present (err %v)", mesh.Name, err)
+	})
+}
+
+// waitForMesh polls the mesh until cond accepts it; mesh is updated in place.
+func waitForMesh(t *testing.T, mesh *meshv1.ServiceMesh, cond func(*meshv1.ServiceMesh) error) {
+	t.Helper()
+	testutil.Eventually(t, waitTimeout, func() error {
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(mesh), mesh); err != nil {
+			return err
+		}
+		return cond(mesh)
+	})
+}
+
+// reconciled accepts a mesh whose status reflects its current generation.
+func reconciled(m *meshv1.ServiceMesh) error {
+	if m.Status.ObservedGeneration != m.Generation {
+		return fmt.Errorf("observedGeneration %d, generation %d", m.Status.ObservedGeneration, m.Generation)
+	}
+	return nil
+}
+
+// condition accepts a mesh whose condition t has status s and reason reason ("" for any).
+func condition(condType string, s metav1.ConditionStatus, reason string) func(*meshv1.ServiceMesh) error {
+	return func(m *meshv1.ServiceMesh) error {
+		if err := reconciled(m); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(m.Status.Conditions, condType)
+		if c == nil || c.Status != s || (reason != "" && c.Reason != reason) {
+			return fmt.Errorf("%s is %+v, want %s/%s", condType, c, s, reason)
+		}
+		return nil
+	}
+}
+
+// markRolledOut plays the Deployment controller, which envtest does not run: it reports the Deployment's current
+// generation as fully rolled out and available.
+func markRolledOut(t *testing.T, namespace, name string) {
+	t.Helper()
+	ctx := context.Background()
+	testutil.Eventually(t, waitTimeout, func() error {
+		dep := &appsv1.Deployment{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dep); err != nil {
+			return err
+		}
+		replicas := int32(1)
+		if dep.Spec.Replicas != nil {
+			replicas = *dep.Spec.Replicas
+		}
+		dep.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: dep.Generation, Replicas: replicas, UpdatedReplicas: replicas,
+			ReadyReplicas: replicas, AvailableReplicas: replicas,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
+				Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+		}
+		return k8sClient.Status().Update(ctx, dep)
+	})
+}
+
+// installReady creates a mesh and brings it to Ready, playing the Deployment controller for istiod.
+func installReady(t *testing.T, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
+	t.Helper()
+	mesh := createMesh(t, name, mutate...)
+	waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
+		if m.Status.Inventory == nil || len(m.Status.Inventory.Entries) == 0 {
+			return fmt.Errorf("no inventory yet")
+		}
+		return nil
+	})
+	markRolledOut(t, mesh.Spec.Namespace, "istiod")
+	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+	return mesh
+}
+
+// reconcileTotal reads controller-runtime's reconcile counter of the ServiceMesh controller.
+func reconcileTotal(t *testing.T) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "servicemesh" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+// reconcileAfter runs trigger and waits until the controller finished at least one more reconcile.
+func reconcileAfter(t *testing.T, trigger func()) {
+	t.Helper()
+	before := reconcileTotal(t)
+	trigger()
+	testutil.Eventually(t, waitTimeout, func() error {
+		if reconcileTotal(t) <= before {
+			return fmt.Errorf("no reconcile yet")
+		}
+		return nil
+	})
+}
+
+// poke changes an annotation on the mesh, which causes a reconcile without a spec change.
+func poke(t *testing.T, mesh *meshv1.ServiceMesh) {
+	t.Helper()
+	patch := client.MergeFrom(mesh.DeepCopy())
+	if mesh.Annotations == nil {
+		mesh.Annotations = map[string]string{}
+	}
+	mesh.Annotations["test.meshwright.dev/poke"] = time.Now().Format(time.RFC3339Nano)
+	if err := k8sClient.Patch(context.Background(), mesh, patch); err != nil {
+		t.Fatal(err)
+	}
+}
