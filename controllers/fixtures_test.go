@@ -171,3 +171,17 @@ func poke(t *testing.T, mesh *meshv1.ServiceMesh) {
 		t.Fatal(err)
 	}
 }
+
+// updateMesh patches the mesh spec, waits until the controller reconciled the new generation, plays the Deployment
+// controller for istiod, and waits for Ready.
+func updateMesh(t *testing.T, mesh *meshv1.ServiceMesh, mutate func(*meshv1.ServiceMesh)) {
+	t.Helper()
+	patch := client.MergeFrom(mesh.DeepCopy())
+	mutate(mesh)
+	if err := k8sClient.Patch(context.Background(), mesh, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitForMesh(t, mesh, reconciled)
+	markRolledOut(t, mesh.Spec.Namespace, "istiod")
+	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+}
