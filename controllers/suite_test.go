@@ -29,7 +29,7 @@ var (
 	reconciler *ServiceMeshReconciler
 	// writes counts the reconciler's write requests.
 	writes *testutil.CountingClient
-	scheme     = testutil.Scheme
+	scheme = testutil.Scheme
 )
 
 func TestMain(m *testing.M) {

@@ -1,0 +1,178 @@
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/istio"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// scenarios are the renders kept as golden files.
+func scenarios(t *testing.T) map[string]Config {
+	resolve := func(v string) istio.Version {
+		version, err := istio.DefaultCatalog.Resolve(v, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return version
+	}
+	base := func(version string, spec meshv1.ServiceMeshSpec) Config {
+		return Config{MeshName: "default", Namespace: "istio-system", Hub: istio.DefaultCatalog.Hub,
+			Version: resolve(version), KubeVersion: "v1.37.0", Spec: spec}
+	}
+	return map[string]Config{
+		"default-1.31": base("1.31", meshv1.ServiceMeshSpec{}),
+		"default-1.30": base("1.30", meshv1.ServiceMeshSpec{}),
+		"minimal-1.31": base("1.31", meshv1.ServiceMeshSpec{Profile: "minimal"}),
+		"demo-1.31":    base("1.31", meshv1.ServiceMeshSpec{Profile: "demo"}),
+		"custom-values-1.31": base("1.31", meshv1.ServiceMeshSpec{
+			ControlPlane: &meshv1.ControlPlane{Replicas: ptr.To[int32](3), LogLevel: "warn",
+				PodDisruptionBudget: &meshv1.PodDisruptionBudget{Enabled: true},
+				NodeSelector:        map[string]string{"kubernetes.io/os": "linux"}},
+			MeshConfig: raw(t, `{"accessLogFile":"/dev/stdout"}`),
+			Values:     raw(t, `{"pilot":{"env":{"PILOT_ENABLE_STATUS":"true"}}}`),
+		}),
+	}
+}
+
+func TestRenderMatchesGoldenFiles(t *testing.T) {
+	for name, cfg := range scenarios(t) {
+		t.Run(name, func(t *testing.T) {
+			objs, err := Render(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			var crds []string
+			for _, o := range objs {
+				if o.GetKind() == "CustomResourceDefinition" {
+					crds = append(crds, o.GetName())
+					continue
+				}
+				data, err := yaml.Marshal(summarize(o).Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf.WriteString("---\n")
+				buf.Write(data)
+			}
+			got := []byte("# CRDs (not shown): " + strings.Join(crds, ", ") + "\n" + buf.String())
+			path := filepath.Join("testdata", name+".yaml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./internal/render -update` to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("render differs from %s; review the change and run `go test ./internal/render -update`", path)
+			}
+		})
+	}
+}
+
+// summarize keeps a golden file about what Meshwright decides: ConfigMaps that carry Istio's own templates and
+// default values verbatim (the injector templates, the values dump) are reduced to a digest per key, so that the
+// golden files show a change without holding a copy of Istio's text.
+func summarize(o *unstructured.Unstructured) *unstructured.Unstructured {
+	if o.GetKind() != "ConfigMap" || (!strings.HasPrefix(o.GetName(), "istio-sidecar-injector") && !strings.HasPrefix(o.GetName(), "values")) {
+		return o
+	}
+	c := o.DeepCopy()
+	data, _, _ := unstructured.NestedStringMap(c.Object, "data")
+	for k, v := range data {
+		sum := sha256.Sum256([]byte(v))
+		data[k] = fmt.Sprintf("sha256:%x (%d bytes)", sum[:8], len(v))
+	}
+	_ = unstructured.SetNestedStringMap(c.Object, data, "data")
+	return c
+}
+
+func TestRenderedObjectsAreLabelledAndUseCatalogImages(t *testing.T) {
+	for name, cfg := range scenarios(t) {
+		t.Run(name, func(t *testing.T) {
+			objs, err := Render(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				l := o.GetLabels()
+				if l[LabelOwner] != "default" || l[LabelManagedBy] != ManagedBy || l[LabelComponent] == "" {
+					t.Errorf("%s %s has labels %v, want the owner, managed-by and component labels", o.GetKind(), o.GetName(), l)
+				}
+				data, _ := yaml.Marshal(o.Object)
+				for _, forbidden := range []string{"registry.istio.io/testing", ":latest"} {
+					if bytes.Contains(data, []byte(forbidden)) {
+						t.Errorf("%s %s references the chart's test image default %q", o.GetKind(), o.GetName(), forbidden)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRenderIsDeterministic(t *testing.T) {
+	cfg := scenarios(t)["custom-values-1.31"]
+	first, err := Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := yaml.Marshal(first)
+	b, _ := yaml.Marshal(second)
+	if !bytes.Equal(a, b) {
+		t.Error("two renders of the same Config differ")
+	}
+	if cfg.Hash() != scenarios(t)["custom-values-1.31"].Hash() {
+		t.Error("equal Configs hash differently")
+	}
+}
+
+func TestRenderRejectsValuesTheChartsRefuse(t *testing.T) {
+	cfg := scenarios(t)["default-1.31"]
+	cfg.Spec.Values = raw(t, `{"defaults":{"hub":"x"}}`)
+	if _, err := Render(cfg); err == nil || !strings.Contains(err.Error(), "defaults") {
+		t.Errorf("want the chart's error about the defaults prefix, got %v", err)
+	}
+}
+
+func TestCacheRendersOncePerConfig(t *testing.T) {
+	c := NewCache(2)
+	cfg := scenarios(t)["minimal-1.31"]
+	for range 3 {
+		if _, err := c.Render(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Renders() != 1 {
+		t.Errorf("%d renders for one Config, want 1", c.Renders())
+	}
+	other := cfg
+	other.Spec.Profile = "demo"
+	if _, err := c.Render(other); err != nil {
+		t.Fatal(err)
+	}
+	if c.Renders() != 2 {
+		t.Errorf("%d renders after a changed Config, want 2", c.Renders())
+	}
+}
