@@ -17,6 +17,10 @@ import (
 func TestStatusFollowsTheKstatusContract(t *testing.T) {
 	ctx := context.Background()
 	mesh := createMesh(t, "kstatus")
+	// The object the API server stored, before any reconcile, must not look Current to kstatus.
+	if err := testutil.WantKStatus(mesh, status.InProgressStatus); err != nil {
+		t.Errorf("a ServiceMesh nobody reconciled yet: %v", err)
+	}
 
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(mesh), mesh); err != nil {

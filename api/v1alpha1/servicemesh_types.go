@@ -158,9 +158,10 @@ type PodDisruptionBudget struct {
 // ServiceMeshStatus is what the operator observed. It follows kstatus: Ready is always present once reconciled,
 // Reconciling and Stalled only while true, and observedGeneration is the generation last fully reconciled.
 type ServiceMeshStatus struct {
-	// ObservedGeneration is the metadata.generation last fully reconciled.
+	// ObservedGeneration is the metadata.generation last fully reconciled; 0 until the first reconcile. Always
+	// serialised, so that kstatus sees 0 rather than no field.
 	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration"`
 
 	// Conditions: Ready (summary), Reconciling, Stalled, and one per component (ControlPlaneReady, ...).
 	// +optional
@@ -258,7 +259,10 @@ type ServiceMesh struct {
 
 	// +optional
 	Spec ServiceMeshSpec `json:"spec,omitempty"`
+	// Status defaults to observedGeneration 0, so that kstatus reports a ServiceMesh the operator has not yet
+	// reconciled as InProgress instead of Current (kstatus treats an object without conditions as Current).
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status ServiceMeshStatus `json:"status,omitempty"`
 }
 
