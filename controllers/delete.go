@@ -6,13 +6,13 @@ import (
 	"slices"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
-	"github.com/meshwright/meshwright/internal/render"
 )
 
 // reconcileDelete removes everything the mesh's inventory lists, webhooks first, then releases the finalizer. Kept:
@@ -33,7 +33,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 		}
 		doomed = append(doomed, e)
 	}
-	remaining, err := r.applier().Delete(ctx, orderForDeletion(doomed), render.LabelOwner, mesh.Name)
+	remaining, err := r.applier(mesh).Delete(ctx, orderForDeletion(doomed))
 	if len(remaining) > 0 {
 		if err == nil {
 			err = fmt.Errorf("%d objects not deleted yet", len(remaining))
@@ -54,7 +54,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	}
 	patch := client.MergeFrom(mesh.DeepCopy())
 	controllerutil.RemoveFinalizer(mesh, meshv1.Finalizer)
-	if err := r.Patch(ctx, mesh, patch); err != nil {
+	if err := r.Patch(ctx, mesh, patch); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil

@@ -22,7 +22,7 @@ const waitTimeout = 30 * time.Second
 
 // createMesh creates a ServiceMesh in its own namespace (envtest has no namespace controller, so namespaces are
 // never reused) and deletes it when the test ends, waiting until it is gone so the next test's mesh is the only one.
-func createMesh(t *testing.T, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
+func createMesh(t testing.TB, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
 	t.Helper()
 	mesh := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	mesh.Spec.Namespace = name + "-system"
@@ -36,7 +36,7 @@ func createMesh(t *testing.T, name string, mutate ...func(*meshv1.ServiceMesh)) 
 	return mesh
 }
 
-func deleteMesh(t *testing.T, mesh *meshv1.ServiceMesh) {
+func deleteMesh(t testing.TB, mesh *meshv1.ServiceMesh) {
 	t.Helper()
 	ctx := context.Background()
 	if err := k8sClient.Delete(ctx, mesh); err != nil && !apierrors.IsNotFound(err) {
@@ -52,7 +52,7 @@ func deleteMesh(t *testing.T, mesh *meshv1.ServiceMesh) {
 }
 
 // waitForMesh polls the mesh until cond accepts it; mesh is updated in place.
-func waitForMesh(t *testing.T, mesh *meshv1.ServiceMesh, cond func(*meshv1.ServiceMesh) error) {
+func waitForMesh(t testing.TB, mesh *meshv1.ServiceMesh, cond func(*meshv1.ServiceMesh) error) {
 	t.Helper()
 	testutil.Eventually(t, waitTimeout, func() error {
 		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(mesh), mesh); err != nil {
@@ -86,7 +86,7 @@ func condition(condType string, s metav1.ConditionStatus, reason string) func(*m
 
 // markRolledOut plays the Deployment controller, which envtest does not run: it reports the Deployment's current
 // generation as fully rolled out and available.
-func markRolledOut(t *testing.T, namespace, name string) {
+func markRolledOut(t testing.TB, namespace, name string) {
 	t.Helper()
 	ctx := context.Background()
 	testutil.Eventually(t, waitTimeout, func() error {
@@ -109,7 +109,7 @@ func markRolledOut(t *testing.T, namespace, name string) {
 }
 
 // installReady creates a mesh and brings it to Ready, playing the Deployment controller for istiod.
-func installReady(t *testing.T, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
+func installReady(t testing.TB, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
 	t.Helper()
 	mesh := createMesh(t, name, mutate...)
 	waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
@@ -124,7 +124,7 @@ func installReady(t *testing.T, name string, mutate ...func(*meshv1.ServiceMesh)
 }
 
 // reconcileTotal reads controller-runtime's reconcile counter of the ServiceMesh controller.
-func reconcileTotal(t *testing.T) float64 {
+func reconcileTotal(t testing.TB) float64 {
 	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
@@ -147,7 +147,7 @@ func reconcileTotal(t *testing.T) float64 {
 }
 
 // reconcileAfter runs trigger and waits until the controller finished at least one more reconcile.
-func reconcileAfter(t *testing.T, trigger func()) {
+func reconcileAfter(t testing.TB, trigger func()) {
 	t.Helper()
 	before := reconcileTotal(t)
 	trigger()
@@ -160,7 +160,7 @@ func reconcileAfter(t *testing.T, trigger func()) {
 }
 
 // poke changes an annotation on the mesh, which causes a reconcile without a spec change.
-func poke(t *testing.T, mesh *meshv1.ServiceMesh) {
+func poke(t testing.TB, mesh *meshv1.ServiceMesh) {
 	t.Helper()
 	patch := client.MergeFrom(mesh.DeepCopy())
 	if mesh.Annotations == nil {
@@ -174,7 +174,7 @@ func poke(t *testing.T, mesh *meshv1.ServiceMesh) {
 
 // updateMesh patches the mesh spec, waits until the controller reconciled the new generation, plays the Deployment
 // controller for istiod, and waits for Ready.
-func updateMesh(t *testing.T, mesh *meshv1.ServiceMesh, mutate func(*meshv1.ServiceMesh)) {
+func updateMesh(t testing.TB, mesh *meshv1.ServiceMesh, mutate func(*meshv1.ServiceMesh)) {
 	t.Helper()
 	patch := client.MergeFrom(mesh.DeepCopy())
 	mutate(mesh)

@@ -63,8 +63,7 @@ func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctr
 	return ctrl.Result{}, nil
 }
 
-// render produces the desired objects (from the render cache when the inputs did not change) and stamps them with
-// the owner reference. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
+// render produces the desired objects, from the render cache when the inputs did not change. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
 func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result, error) {
 	cfg := render.Config{
 		MeshName:    s.mesh.Name,
@@ -73,42 +72,18 @@ func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result
 		Version:     s.version,
 		KubeVersion: r.KubeVersion,
 		Spec:        s.mesh.Spec,
+		Owner: &metav1.OwnerReference{
+			APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: s.mesh.Name, UID: s.mesh.UID,
+			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+		},
 	}
 	objs, err := r.Renders.Render(cfg)
 	if err != nil {
 		return ctrl.Result{}, s.stalled(meshv1.ReasonInvalidSpec,
 			fmt.Sprintf("Istio %s cannot be rendered from this spec (check spec.values, spec.meshConfig and spec.profile): %v", s.version.Version, err))
 	}
-	s.objects = withOwnerReference(objs, s.mesh)
+	s.objects = objs
 	return ctrl.Result{}, nil
-}
-
-// withOwnerReference returns copies of objs that name the mesh as their controller, except CRDs and the Namespace:
-// those must outlive the mesh unless its deletion policy says otherwise, so garbage collection must not take them.
-func withOwnerReference(objs []*unstructured.Unstructured, mesh *meshv1.ServiceMesh) []*unstructured.Unstructured {
-	ref := metav1.OwnerReference{
-		APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: mesh.Name, UID: mesh.UID,
-		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-	}
-	out := make([]*unstructured.Unstructured, len(objs))
-	for i, o := range objs {
-		if o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "Namespace" {
-			out[i] = o
-			continue
-		}
-		c := &unstructured.Unstructured{Object: make(map[string]any, len(o.Object))}
-		for k, v := range o.Object {
-			c.Object[k] = v
-		}
-		md := make(map[string]any)
-		for k, v := range o.Object["metadata"].(map[string]any) {
-			md[k] = v
-		}
-		c.Object["metadata"] = md
-		c.SetOwnerReferences([]metav1.OwnerReference{ref})
-		out[i] = c
-	}
-	return out
 }
 
 // apply writes what changed and prunes what the render no longer contains. The inventory in status always covers
@@ -121,7 +96,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	current := apply.Inventory(s.objects)
 	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(previous, current)}
 
-	res, err := r.applier().Apply(ctx, s.objects)
+	res, err := r.applier(s.mesh).Apply(ctx, s.objects)
 	if err != nil {
 		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
 		return ctrl.Result{}, err
@@ -129,7 +104,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	r.recordApply(s, res, previous)
 
 	stale := apply.Stale(previous, current)
-	remaining, err := r.applier().Delete(ctx, orderForDeletion(stale), render.LabelOwner, s.mesh.Name)
+	remaining, err := r.applier(s.mesh).Delete(ctx, orderForDeletion(stale))
 	if pruned := len(stale) - len(remaining); pruned > 0 {
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Pruned", "Prune", "Removed %d objects the spec no longer needs", pruned)
 	}

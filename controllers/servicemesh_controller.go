@@ -106,6 +106,6 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 	return nil
 }
 
-func (r *ServiceMeshReconciler) applier() *apply.Applier {
-	return &apply.Applier{Reader: r.Client, Writer: r.Client}
+func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
+	return &apply.Applier{Reader: r.Client, Writer: r.Client, OwnerLabel: render.LabelOwner, Owner: mesh.Name}
 }

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/istio"
 	"github.com/meshwright/meshwright/internal/render"
 )
@@ -45,7 +46,7 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 		Client:      mgr.GetClient(),
 		Recorder:    mgr.GetEventRecorder("meshwright"),
 		Catalog:     istio.DefaultCatalog,
-		Renders:     render.NewCache(8),
+		Renders:     render.NewCache(8, apply.StampHashes),
 		KubeVersion: v.GitVersion,
 		Now:         time.Now,
 	}, nil

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -39,35 +40,73 @@ type Result struct {
 // Changed reports whether anything was written.
 func (r Result) Changed() bool { return len(r.Created)+len(r.Updated)+len(r.Drifted) > 0 }
 
-// Applier applies objects. Reader should be the manager's cache, so that an object in sync costs no API request;
-// Writer talks to the API server.
+// Applier applies objects of one owner. Reader should be the manager's cache, so that an object in sync costs no
+// API request; Writer talks to the API server.
 type Applier struct {
 	Reader client.Reader
 	Writer client.Client
+	// OwnerLabel and Owner select the objects this applier may consider its own: live objects are looked up among
+	// them, and only objects still carrying OwnerLabel=Owner are ever deleted.
+	OwnerLabel, Owner string
+}
+
+// StampHashes records in each object the hash of its configuration (AnnotationAppliedHash), once per render, so
+// that a steady-state Apply need not serialise every object again.
+func StampHashes(objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if err := stampHash(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func stampHash(o *unstructured.Unstructured) error {
+	ann := o.GetAnnotations()
+	delete(ann, AnnotationAppliedHash)
+	o.SetAnnotations(ann)
+	raw, err := json.Marshal(o.Object)
+	if err != nil {
+		return fmt.Errorf("hashing %s: %w", IDOf(o), err)
+	}
+	sum := sha256.Sum256(raw)
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationAppliedHash] = hex.EncodeToString(sum[:8])
+	o.SetAnnotations(ann)
+	return nil
 }
 
 // Apply server-side applies objs in order (the render's stage order). An object whose live state already holds every
-// field Meshwright asserts, with the same applied hash, is not written.
+// field Meshwright asserts, with the same applied hash, is not written. objs are not modified.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (Result, error) {
 	var res Result
+	live, err := a.liveObjects(ctx, objs)
+	if err != nil {
+		return res, err
+	}
 	for _, desired := range objs {
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(desired.GroupVersionKind())
-		err := a.Reader.Get(ctx, client.ObjectKeyFromObject(desired), live)
-		switch {
-		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
-			live = nil
-		case err != nil:
-			return res, fmt.Errorf("reading %s: %w", IDOf(desired), err)
+		current := live[IDOf(desired)]
+		obj := withFieldPolicy(desired, current)
+		if obj != desired {
+			// The policy left fields out of a copy: its hash must say so.
+			if err := stampHash(obj); err != nil {
+				return res, err
+			}
 		}
-		obj := withFieldPolicy(desired, live)
-		hash, err := hashOf(obj)
-		if err != nil {
-			return res, err
+		hash := obj.GetAnnotations()[AnnotationAppliedHash]
+		if hash == "" {
+			// Not stamped by the render cache: stamp a copy, never the caller's object.
+			obj = obj.DeepCopy()
+			if err := stampHash(obj); err != nil {
+				return res, err
+			}
+			hash = obj.GetAnnotations()[AnnotationAppliedHash]
 		}
-		sameHash := live != nil && live.GetAnnotations()[AnnotationAppliedHash] == hash
+		sameHash := current != nil && current.GetAnnotations()[AnnotationAppliedHash] == hash
 		if sameHash {
-			field := driftedField(obj.Object, live.Object, "")
+			field := driftedField(obj.Object, current.Object, "")
 			if field == "" {
 				res.Unchanged++
 				continue
@@ -76,19 +115,15 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		}
 		// Write from a copy: rendered objects are shared with the render cache, and the client decodes the
 		// server's response into the object it sends.
-		obj = obj.DeepCopy()
-		ann := obj.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
+		if obj == desired {
+			obj = obj.DeepCopy()
 		}
-		ann[AnnotationAppliedHash] = hash
-		obj.SetAnnotations(ann)
 		if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
 			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 			return res, fmt.Errorf("applying %s: %w", IDOf(desired), err)
 		}
 		switch id := IDOf(desired).String(); {
-		case live == nil:
+		case current == nil:
 			res.Created = append(res.Created, id)
 		case sameHash:
 			res.Drifted = append(res.Drifted, id)
@@ -99,10 +134,39 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	return res, nil
 }
 
-// Delete deletes the inventory entries ids whose live object still carries ownerLabel=owner, and returns the entries
+// liveObjects lists, kind by kind, the owner's objects from the Reader without copying them (they are only read),
+// which is far cheaper than a Get per object: a Get from the cache deep-copies, and Istio's CRDs are large.
+func (a *Applier) liveObjects(ctx context.Context, objs []*unstructured.Unstructured) (map[ObjectID]*unstructured.Unstructured, error) {
+	out := map[ObjectID]*unstructured.Unstructured{}
+	listed := map[schema.GroupVersionKind]bool{}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if listed[gvk] {
+			continue
+		}
+		listed[gvk] = true
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		err := a.Reader.List(ctx, list, client.MatchingLabels{a.OwnerLabel: a.Owner}, client.UnsafeDisableDeepCopy)
+		if meta.IsNoMatchError(err) {
+			continue // the kind is not served yet (its CRD comes with this apply)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			item.SetGroupVersionKind(gvk)
+			out[IDOf(item)] = item
+		}
+	}
+	return out, nil
+}
+
+// Delete deletes the inventory entries ids whose live object still carries OwnerLabel=Owner, and returns the entries
 // that could not be deleted (they stay in the inventory and are tried again). Objects already gone, and objects
 // whose owner label was removed or changed (a user took them over), count as deleted.
-func (a *Applier) Delete(ctx context.Context, ids []string, ownerLabel, owner string) (remaining []string, err error) {
+func (a *Applier) Delete(ctx context.Context, ids []string) (remaining []string, err error) {
 	var errs []error
 	for _, entry := range ids {
 		id, perr := ParseID(entry)
@@ -125,7 +189,7 @@ func (a *Applier) Delete(ctx context.Context, ids []string, ownerLabel, owner st
 			}
 			continue
 		}
-		if live.GetLabels()[ownerLabel] != owner {
+		if live.GetLabels()[a.OwnerLabel] != a.Owner {
 			continue
 		}
 		if derr := a.Writer.Delete(ctx, live, client.PropagationPolicy("Background"),
@@ -134,15 +198,6 @@ func (a *Applier) Delete(ctx context.Context, ids []string, ownerLabel, owner st
 		}
 	}
 	return remaining, errors.Join(errs...)
-}
-
-func hashOf(o *unstructured.Unstructured) (string, error) {
-	raw, err := json.Marshal(o.Object)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", IDOf(o), err)
-	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:8]), nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -12,14 +12,16 @@ import (
 type Cache struct {
 	mu      sync.Mutex
 	max     int
+	finish  func([]*unstructured.Unstructured) error
 	order   []string
 	entries map[string][]*unstructured.Unstructured
 	renders int
 }
 
-// NewCache returns a cache of at most max renders (one per ServiceMesh and revision is enough).
-func NewCache(max int) *Cache {
-	return &Cache{max: max, entries: map[string][]*unstructured.Unstructured{}}
+// NewCache returns a cache of at most max renders (one per ServiceMesh and revision is enough). finish, if not nil,
+// runs once on each new render before it is cached (the applier stamps its hashes there).
+func NewCache(max int, finish func([]*unstructured.Unstructured) error) *Cache {
+	return &Cache{max: max, finish: finish, entries: map[string][]*unstructured.Unstructured{}}
 }
 
 // Render returns the cached render of cfg, rendering it on a miss.
@@ -35,6 +37,11 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	objs, err := Render(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if c.finish != nil {
+		if err := c.finish(objs); err != nil {
+			return nil, err
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/version"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -60,6 +61,9 @@ type Config struct {
 	KubeVersion string
 	// Spec is the user's spec; only its typed fields, meshConfig and values are read.
 	Spec meshv1.ServiceMeshSpec
+	// Owner, when set, becomes the controller owner reference of every object except CRDs and the Namespace,
+	// which must outlive the mesh unless its deletion policy says otherwise.
+	Owner *metav1.OwnerReference
 }
 
 // Hash identifies a Config; equal hashes render equal objects.
@@ -87,6 +91,13 @@ func Render(cfg Config) ([]*unstructured.Unstructured, error) {
 		objs = append(objs, out...)
 	}
 	label(objs[0], cfg.MeshName, ComponentBase)
+	if cfg.Owner != nil {
+		for _, o := range objs {
+			if o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
+				o.SetOwnerReferences([]metav1.OwnerReference{*cfg.Owner})
+			}
+		}
+	}
 	Sort(objs)
 	return objs, nil
 }

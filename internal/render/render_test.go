@@ -157,7 +157,7 @@ func TestRenderRejectsValuesTheChartsRefuse(t *testing.T) {
 }
 
 func TestCacheRendersOncePerConfig(t *testing.T) {
-	c := NewCache(2)
+	c := NewCache(2, nil)
 	cfg := scenarios(t)["minimal-1.31"]
 	for range 3 {
 		if _, err := c.Render(cfg); err != nil {

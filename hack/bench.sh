@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make bench`: prints the performance figures. Not timed tests: benchmarks report numbers, nothing here fails on a
+# slow machine except a steady state that writes.
+#   - in-process: CPU time and allocations of a steady-state Reconcile (envtest)
+#   - kwok cluster, operator as a process: create-to-Ready latency, API requests and CPU per steady-state reconcile,
+#     operator RSS after install
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(hack/k8s-binaries.sh | tail -n1)
+export KUBEBUILDER_ASSETS="$BIN" PATH="$BIN:$PATH"
+
+echo "== steady-state Reconcile, in process (envtest)"
+go test -count=1 -run '^$' -bench BenchmarkSteadyStateReconcile -benchtime 200x ./controllers/ | grep -E '^(Benchmark|ok|FAIL|---)'
+echo "== kwok cluster, operator as a process"
+go test -count=1 -tags e2e -run '^$' -bench . -benchtime "${BENCH_ITERATIONS:-5}x" ./test/e2e/ | grep -E '^(Benchmark|ok|FAIL|---)'
