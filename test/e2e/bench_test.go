@@ -107,4 +107,3 @@ func cpuTicks(b *testing.B) int64 {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return utime + stime
 }
-
