@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -86,6 +87,10 @@ func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
+// errWaitingForCRDs means an object's kind is not served yet because its CRD, applied in the same pass, is not
+// established yet: a short requeue, not a failure.
+var errWaitingForCRDs = errors.New("waiting for CRDs to be served")
+
 // apply writes what changed and prunes what the render no longer contains. The inventory in status always covers
 // every object that may exist: the union of old and new while applying, then the new one plus what failed to prune.
 func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Result, error) {
@@ -93,16 +98,14 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	if s.mesh.Status.Inventory != nil {
 		previous = s.mesh.Status.Inventory.Entries
 	}
-	current := apply.Inventory(s.objects)
-	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(previous, current)}
-
-	res, err := r.applier(s.mesh).Apply(ctx, s.objects)
-	if err != nil {
-		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+	if err := r.applyObjects(ctx, s, s.objects); errors.Is(err, errWaitingForCRDs) {
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.recordApply(s, res, previous)
+	r.ensureWatches(ctx, "security.istio.io")
 
+	current := apply.Inventory(s.objects)
 	stale := apply.Stale(previous, current)
 	remaining, err := r.applier(s.mesh).Delete(ctx, orderForDeletion(stale))
 	if pruned := len(stale) - len(remaining); pruned > 0 {
@@ -116,6 +119,26 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	s.mesh.Status.Version = s.version.Version
 	s.mesh.Status.ActiveRevision = cmp.Or(revisionOf(s.objects), "default")
 	return ctrl.Result{}, nil
+}
+
+// applyObjects applies objs after widening the inventory to cover them, so nothing written is ever forgotten.
+func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs []*unstructured.Unstructured) error {
+	var previous []string
+	if s.mesh.Status.Inventory != nil {
+		previous = s.mesh.Status.Inventory.Entries
+	}
+	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(previous, apply.Inventory(objs))}
+	res, err := r.applier(s.mesh).Apply(ctx, objs)
+	r.recordApply(s, res, previous)
+	switch {
+	case meta.IsNoMatchError(err):
+		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Waiting for Istio's CRDs to be served", Reconciling: true}
+		return errWaitingForCRDs
+	case err != nil:
+		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		return err
+	}
+	return nil
 }
 
 func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous []string) {

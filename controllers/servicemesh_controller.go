@@ -7,11 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -37,6 +41,12 @@ type ServiceMeshReconciler struct {
 	KubeVersion string
 	// Now is the clock for end-of-life checks; time.Now unless a test swaps it.
 	Now func() time.Time
+
+	// controller and cache let watches on CRD-backed kinds start once their CRDs are served.
+	controller controller.Controller
+	cache      cache.Cache
+	watchMu    sync.Mutex
+	watched    map[schema.GroupVersionKind]bool
 }
 
 // scope is what the phases of one reconcile share.
@@ -77,6 +87,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.checkConflicts,
 		r.resolveVersion,
 		r.render,
+		r.issueCertificates,
 		r.apply,
 		r.assess,
 	} {

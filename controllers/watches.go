@@ -3,6 +3,13 @@ package controllers
 import (
 	"context"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,6 +45,14 @@ var WatchedKinds = []schema.GroupVersionKind{
 	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfiguration"},
 }
 
+// CRDBackedKinds are rendered kinds whose CRDs may not exist when the operator starts (Istio's come with the base
+// chart, cert-manager's with cert-manager). They are watched from the first reconcile that finds them served.
+var CRDBackedKinds = []schema.GroupVersionKind{
+	{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"},
+	{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"},
+	{Group: "cert-manager.io", Version: "v1", Kind: "Issuer"},
+}
+
 // Permissions the operator needs on the objects it renders (Istio's base and istiod charts), and on the resources
 // istiod's own RBAC grants, which Kubernetes only lets a subject grant when it holds them itself.
 // +kubebuilder:rbac:groups="",resources=namespaces;serviceaccounts;configmaps;services,verbs=get;list;watch;create;update;patch;delete
@@ -51,6 +66,18 @@ var WatchedKinds = []schema.GroupVersionKind{
 
 // SetupWithManager registers the controller and its watches.
 func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// cert-manager may be installed after the operator starts: a tiny cache that holds only its Certificate CRD (by
+	// name, metadata only) wakes every ServiceMesh up when it appears.
+	crdCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultFieldSelector: fields.OneTermEqualSelector("metadata.name", certManagerCRD)})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(crdCache); err != nil {
+		return err
+	}
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
@@ -61,7 +88,53 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		u.SetGroupVersionKind(gvk)
 		b = b.Watches(u, handler.EnqueueRequestsFromMapFunc(ownerOf), builder.WithPredicates(renderedObjectChanged{}))
 	}
-	return b.Complete(r)
+	b = b.WatchesRawSource(source.Kind[client.Object](crdCache, crd, handler.EnqueueRequestsFromMapFunc(r.allMeshes)))
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	r.controller, r.cache = c, mgr.GetCache()
+	r.watched = map[schema.GroupVersionKind]bool{}
+	return nil
+}
+
+// ensureWatches starts watching the CRD-backed kinds of group whose CRDs are now served. Kinds already watched, and kinds
+// still missing, cost nothing more than a map lookup and a RESTMapper lookup.
+func (r *ServiceMeshReconciler) ensureWatches(ctx context.Context, group string) {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	for _, gvk := range CRDBackedKinds {
+		if gvk.Group != group {
+			continue
+		}
+		if r.watched[gvk] || r.controller == nil {
+			continue
+		}
+		if _, err := r.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		if err := r.controller.Watch(source.Kind[client.Object](r.cache, u, handler.EnqueueRequestsFromMapFunc(ownerOf),
+			renderedObjectChanged{})); err != nil {
+			log.FromContext(ctx).Error(err, "Unable to watch", "kind", gvk.String())
+			continue
+		}
+		r.watched[gvk] = true
+	}
+}
+
+// allMeshes maps any event to every ServiceMesh.
+func (r *ServiceMeshReconciler) allMeshes(ctx context.Context, _ client.Object) []reconcile.Request {
+	meshes := &meshv1.ServiceMeshList{}
+	if err := r.List(ctx, meshes); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(meshes.Items))
+	for _, m := range meshes.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: m.Name}})
+	}
+	return out
 }
 
 // ownerOf maps a rendered object to its ServiceMesh through the owner label.

@@ -6,6 +6,7 @@ const (
 	ConditionReconciling       = "Reconciling"
 	ConditionStalled           = "Stalled"
 	ConditionControlPlaneReady = "ControlPlaneReady"
+	ConditionCertificatesReady = "CertificatesReady"
 )
 
 // Condition reasons, CamelCase, stable for alerting and scripts.
@@ -19,6 +20,8 @@ const (
 	ReasonApplyFailed        = "ApplyFailed"
 	ReasonDeleting           = "Deleting"
 	ReasonConflict           = "Conflict"
+	ReasonCertManagerMissing = "CertManagerNotInstalled"
+	ReasonCertificatesIssuing = "CertificatesIssuing"
 )
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.

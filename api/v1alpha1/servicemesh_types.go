@@ -55,12 +55,99 @@ type ServiceMeshSpec struct {
 	// +kubebuilder:validation:Type=object
 	Values *apiextensionsv1.JSON `json:"values,omitempty"`
 
+	// Security configures the mesh's certificate authority, trust domain and mutual TLS.
+	// +optional
+	Security *Security `json:"security,omitempty"`
+
 	// DeletionPolicy says what happens to Istio's CRDs when this ServiceMesh is deleted. "Retain" (the default)
 	// keeps them, and with them every VirtualService, DestinationRule and other Istio object users created;
 	// "Delete" removes the CRDs and therefore all those objects.
 	// +optional
 	// +kubebuilder:validation:Enum=Retain;Delete
 	CRDDeletionPolicy CRDDeletionPolicy `json:"crdDeletionPolicy,omitempty"`
+}
+
+// Security configures identity and transport security of the mesh.
+type Security struct {
+	// TrustDomain of workload identities (SPIFFE IDs spiffe://<trustDomain>/ns/<ns>/sa/<sa>). Default cluster.local.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	TrustDomain string `json:"trustDomain,omitempty"`
+
+	// MTLS is the mesh-wide mutual TLS mode, rendered as a PeerAuthentication named "default" in the mesh
+	// namespace: STRICT (the default) accepts only mutual TLS, PERMISSIVE also plaintext, DISABLE turns it off.
+	// Safe to change on a running mesh.
+	// +optional
+	// +kubebuilder:validation:Enum=STRICT;PERMISSIVE;DISABLE
+	MTLS string `json:"mtls,omitempty"`
+
+	// CertificateAuthority that signs workload certificates.
+	// +optional
+	CertificateAuthority *CertificateAuthority `json:"certificateAuthority,omitempty"`
+}
+
+// CertificateAuthorityType is Istiod or CertManager.
+// +kubebuilder:validation:Enum=Istiod;CertManager
+type CertificateAuthorityType string
+
+const (
+	// CAIstiod is istiod's own self-signed root.
+	CAIstiod CertificateAuthorityType = "Istiod"
+	// CACertManager is an intermediate CA issued by cert-manager and plugged into istiod.
+	CACertManager CertificateAuthorityType = "CertManager"
+)
+
+// CertificateAuthority of the mesh.
+// +kubebuilder:validation:XValidation:rule="!has(self.certManager) || self.type == 'CertManager'",message="spec.security.certificateAuthority.certManager requires type CertManager"
+type CertificateAuthority struct {
+	// Type is Istiod (default: istiod's self-signed root) or CertManager (cert-manager issues istiod's
+	// intermediate CA, loaded by istiod as its plugged-in CA from the Secret "cacerts").
+	// +optional
+	Type CertificateAuthorityType `json:"type,omitempty"`
+
+	// WorkloadCertTTL is the lifetime of workload certificates. Default 24h.
+	// +optional
+	WorkloadCertTTL *metav1.Duration `json:"workloadCertTTL,omitempty"`
+
+	// CertManager configures the cert-manager CA.
+	// +optional
+	CertManager *CertManagerCA `json:"certManager,omitempty"`
+}
+
+// CertManagerCA configures the CA that cert-manager provides to istiod.
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || !has(self.intermediateDuration) || duration(self.renewBefore) < duration(self.intermediateDuration)",message="spec.security.certificateAuthority.certManager.renewBefore must be shorter than intermediateDuration"
+type CertManagerCA struct {
+	// IssuerRef is your own Issuer or ClusterIssuer (any issuer kind) that signs istiod's intermediate CA. When
+	// empty, Meshwright creates a self-signed root CA and a CA Issuer for it in the mesh namespace. Meshwright never
+	// modifies or deletes your issuer.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// RootDuration is the lifetime of the self-signed root Meshwright creates. Default 87600h (10 years).
+	// +optional
+	RootDuration *metav1.Duration `json:"rootDuration,omitempty"`
+
+	// IntermediateDuration is the lifetime of istiod's intermediate CA. Default 8760h (1 year).
+	// +optional
+	IntermediateDuration *metav1.Duration `json:"intermediateDuration,omitempty"`
+
+	// RenewBefore is how long before expiry cert-manager renews istiod's intermediate CA. Default 720h (30 days).
+	// +optional
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Kind of the issuer: Issuer (in the mesh namespace), ClusterIssuer, or an external issuer's kind. Default Issuer.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Group of the issuer. Default cert-manager.io.
+	// +optional
+	Group string `json:"group,omitempty"`
 }
 
 // CRDDeletionPolicy is Retain or Delete.
@@ -191,6 +278,12 @@ type ServiceMeshStatus struct {
 	// +listMapKey=name
 	Components []ComponentStatus `json:"components,omitempty"`
 
+	// Certificates are the CA certificates of a CertManager certificate authority, with their expiry.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
+
 	// Inventory lists the objects the operator applied, so the ones a new render no longer contains are pruned.
 	// +optional
 	Inventory *Inventory `json:"inventory,omitempty"`
@@ -232,6 +325,17 @@ type ComponentStatus struct {
 	// Message explains the state for users.
 	// +optional
 	Message string `json:"message,omitempty"`
+}
+
+// CertificateStatus is the state of one CA certificate.
+type CertificateStatus struct {
+	// Name of the cert-manager Certificate.
+	Name string `json:"name"`
+	// Ready is cert-manager's Ready condition.
+	Ready bool `json:"ready"`
+	// NotAfter is when the certificate expires.
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
 }
 
 // Inventory is the set of objects applied by the operator.

@@ -73,8 +73,9 @@ func (c Config) Hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Render returns the objects of the control plane: the namespace, Istio's base chart (CRDs, default validator) and
-// the istiod chart, labelled and sorted in apply order.
+// Render returns the objects of the control plane: the namespace, Istio's base chart (CRDs, default validator), the
+// istiod chart, the mesh-wide PeerAuthentication and, for a cert-manager CA, its cert-manager objects; labelled and
+// sorted in apply order.
 func Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	objs := []*unstructured.Unstructured{namespace(cfg)}
 	for _, c := range []struct{ component, chart, release string }{
@@ -91,6 +92,11 @@ func Render(cfg Config) ([]*unstructured.Unstructured, error) {
 		objs = append(objs, out...)
 	}
 	label(objs[0], cfg.MeshName, ComponentBase)
+	security, err := securityObjects(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rendering security: %w", err)
+	}
+	objs = append(objs, security...)
 	if cfg.Owner != nil {
 		for _, o := range objs {
 			if o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {

@@ -88,11 +88,31 @@ func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
 			global["logging"] = map[string]any{"level": "default:" + cp.LogLevel}
 		}
 	}
+	mc := map[string]any{}
+	if sec := spec.Security; sec != nil {
+		if sec.TrustDomain != "" {
+			mc["trustDomain"] = sec.TrustDomain
+		}
+		if ca := sec.CertificateAuthority; ca != nil {
+			if ca.WorkloadCertTTL != nil {
+				ttl := ca.WorkloadCertTTL.Duration.String()
+				mc["defaultConfig"] = map[string]any{"proxyMetadata": map[string]any{"SECRET_TTL": ttl}}
+				pilot["env"] = map[string]any{"DEFAULT_WORKLOAD_CERT_TTL": ttl}
+			}
+			if ca.Type == meshv1.CACertManager {
+				// Changing the CA restarts istiod: it reads a plugged-in CA only at start-up.
+				pilot["podAnnotations"] = map[string]any{"mesh.meshwright.dev/ca": "cert-manager"}
+			}
+		}
+	}
 	if spec.MeshConfig != nil && len(spec.MeshConfig.Raw) > 0 {
-		mc := map[string]any{}
-		if err := json.Unmarshal(spec.MeshConfig.Raw, &mc); err != nil {
+		user := map[string]any{}
+		if err := json.Unmarshal(spec.MeshConfig.Raw, &user); err != nil {
 			return nil, fmt.Errorf("spec.meshConfig: %w", err)
 		}
+		mc = merge(mc, user)
+	}
+	if len(mc) > 0 {
 		out["meshConfig"] = mc
 	}
 	if len(pilot) > 0 {

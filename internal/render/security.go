@@ -1,0 +1,131 @@
+package render
+
+import (
+	"cmp"
+	"fmt"
+	"time"
+
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+)
+
+// Components rendered by Meshwright's own renderers.
+const (
+	ComponentCertificates = "certificates"
+	ComponentMeshPolicy   = "mesh-policy"
+)
+
+// CACertsSecret is the Secret istiod loads its plugged-in CA from. cert-manager writes it in kubernetes.io/tls form
+// (tls.crt, tls.key, ca.crt), which istiod accepts as it is and watches for rotation.
+const CACertsSecret = "cacerts"
+
+// Defaults of the cert-manager CA.
+var (
+	DefaultRootDuration         = 87600 * time.Hour
+	DefaultIntermediateDuration = 8760 * time.Hour
+	DefaultRenewBefore          = 720 * time.Hour
+)
+
+// UsesCertManager reports whether the spec asks for a cert-manager CA.
+func UsesCertManager(spec meshv1.ServiceMeshSpec) bool {
+	return spec.Security != nil && spec.Security.CertificateAuthority != nil &&
+		spec.Security.CertificateAuthority.Type == meshv1.CACertManager
+}
+
+// MTLSMode is the resolved mesh-wide mutual TLS mode: STRICT unless the spec says otherwise.
+func MTLSMode(spec meshv1.ServiceMeshSpec) string {
+	if spec.Security != nil && spec.Security.MTLS != "" {
+		return spec.Security.MTLS
+	}
+	return "STRICT"
+}
+
+// IntermediateCertificateName is the cert-manager Certificate of istiod's intermediate CA.
+func IntermediateCertificateName(mesh string) string { return mesh + "-istiod-ca" }
+
+// RootCertificateName is the cert-manager Certificate of the self-signed root Meshwright creates.
+func RootCertificateName(mesh string) string { return mesh + "-root-ca" }
+
+// securityObjects renders the mesh-wide PeerAuthentication and, for a CertManager CA, the cert-manager objects:
+// a self-signed Issuer, a root CA Certificate and a CA Issuer (unless the user names an issuer), and istiod's
+// intermediate CA Certificate whose Secret is "cacerts".
+func securityObjects(cfg Config) ([]*unstructured.Unstructured, error) {
+	peerAuth := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "security.istio.io/v1",
+		"kind":       "PeerAuthentication",
+		"metadata":   map[string]any{"name": "default", "namespace": cfg.Namespace},
+		"spec":       map[string]any{"mtls": map[string]any{"mode": MTLSMode(cfg.Spec)}},
+	}}
+	label(peerAuth, cfg.MeshName, ComponentMeshPolicy)
+	out := []*unstructured.Unstructured{peerAuth}
+	if !UsesCertManager(cfg.Spec) {
+		return out, nil
+	}
+
+	cm := cfg.Spec.Security.CertificateAuthority.CertManager
+	if cm == nil {
+		cm = &meshv1.CertManagerCA{}
+	}
+	duration := func(d *metav1.Duration, def time.Duration) *metav1.Duration {
+		if d != nil {
+			return d
+		}
+		return &metav1.Duration{Duration: def}
+	}
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: cfg.Namespace} }
+	caUsages := []cmv1.KeyUsage{cmv1.UsageCertSign, cmv1.UsageCRLSign, cmv1.UsageDigitalSignature}
+	privateKey := &cmv1.CertificatePrivateKey{Algorithm: cmv1.ECDSAKeyAlgorithm, Size: 256, RotationPolicy: cmv1.RotationPolicyAlways}
+
+	var typed []runtime.Object
+	issuer := cmmeta.IssuerReference{Name: cfg.MeshName + "-root-ca", Kind: cmv1.IssuerKind, Group: "cert-manager.io"}
+	if ref := cm.IssuerRef; ref != nil {
+		issuer = cmmeta.IssuerReference{Name: ref.Name, Kind: cmp.Or(ref.Kind, cmv1.IssuerKind), Group: cmp.Or(ref.Group, "cert-manager.io")}
+	} else {
+		selfSigned := cfg.MeshName + "-selfsigned"
+		typed = append(typed,
+			&cmv1.Issuer{ObjectMeta: meta(selfSigned), Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{SelfSigned: &cmv1.SelfSignedIssuer{}}}},
+			&cmv1.Certificate{ObjectMeta: meta(RootCertificateName(cfg.MeshName)), Spec: cmv1.CertificateSpec{
+				IsCA: true, CommonName: fmt.Sprintf("%s root CA", cfg.MeshName),
+				Subject:    &cmv1.X509Subject{Organizations: []string{"Meshwright"}},
+				SecretName: RootCertificateName(cfg.MeshName), Duration: duration(cm.RootDuration, DefaultRootDuration),
+				PrivateKey: privateKey, Usages: caUsages,
+				IssuerRef:  cmmeta.IssuerReference{Name: selfSigned, Kind: cmv1.IssuerKind, Group: "cert-manager.io"},
+			}},
+			&cmv1.Issuer{ObjectMeta: meta(issuer.Name), Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{
+				CA: &cmv1.CAIssuer{SecretName: RootCertificateName(cfg.MeshName)}}}},
+		)
+	}
+	typed = append(typed, &cmv1.Certificate{ObjectMeta: meta(IntermediateCertificateName(cfg.MeshName)), Spec: cmv1.CertificateSpec{
+		IsCA: true, CommonName: fmt.Sprintf("istiod intermediate CA (%s)", cfg.MeshName),
+		Subject:     &cmv1.X509Subject{Organizations: []string{"Meshwright"}},
+		SecretName:  CACertsSecret,
+		Duration:    duration(cm.IntermediateDuration, DefaultIntermediateDuration),
+		RenewBefore: duration(cm.RenewBefore, DefaultRenewBefore),
+		PrivateKey:  privateKey, Usages: caUsages, IssuerRef: issuer,
+	}})
+
+	for _, obj := range typed {
+		content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return nil, err
+		}
+		u := &unstructured.Unstructured{Object: content}
+		u.SetAPIVersion(cmv1.SchemeGroupVersion.String())
+		switch obj.(type) {
+		case *cmv1.Issuer:
+			u.SetKind(cmv1.IssuerKind)
+		case *cmv1.Certificate:
+			u.SetKind(cmv1.CertificateKind)
+		}
+		unstructured.RemoveNestedField(u.Object, "status")
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		label(u, cfg.MeshName, ComponentCertificates)
+		out = append(out, u)
+	}
+	return out, nil
+}
