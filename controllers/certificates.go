@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -46,6 +47,11 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 			certManagerCRD + "). Install cert-manager (https://cert-manager.io/docs/installation/); Meshwright continues by itself once its CRDs exist."
 		status.SetComponent(s.mesh, meshv1.ConditionCertificatesReady, false, meshv1.ReasonCertManagerMissing, msg)
 		s.outcome = status.Outcome{Reason: meshv1.ReasonCertManagerMissing, Message: msg}
+		// The CRD watch wakes us when cert-manager is installed; between its CRD appearing and the API serving it
+		// there is a short gap, which a short requeue covers.
+		if r.certManagerCRDExists(ctx) {
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		}
 		return ctrl.Result{RequeueAfter: 5 * time.Minute}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -90,6 +96,15 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 	status.SetComponent(s.mesh, meshv1.ConditionCertificatesReady, true, meshv1.ReasonReady,
 		fmt.Sprintf("cert-manager issued istiod's CA (Secret %s/%s)", s.mesh.Spec.Namespace, render.CACertsSecret))
 	return ctrl.Result{}, nil
+}
+
+func (r *ServiceMeshReconciler) certManagerCRDExists(ctx context.Context) bool {
+	if r.crdCache == nil {
+		return false
+	}
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	return r.crdCache.Get(ctx, client.ObjectKey{Name: certManagerCRD}, crd) == nil
 }
 
 func (r *ServiceMeshReconciler) certificateStatus(ctx context.Context, desired *unstructured.Unstructured) (meshv1.CertificateStatus, error) {

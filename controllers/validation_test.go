@@ -53,6 +53,13 @@ func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
 		{"meshConfig that is a list", "", `{"meshConfig":[1,2]}`, "spec.meshConfig"},
 		{"an unknown CRD deletion policy", "", `{"crdDeletionPolicy":"Orphan"}`, "spec.crdDeletionPolicy"},
 		{"a name too long for revision names", strings.Repeat("m", 41), `{}`, "metadata.name"},
+		{"an unknown mTLS mode", "", `{"security":{"mtls":"OPTIONAL"}}`, "spec.security.mtls"},
+		{"cert-manager settings with the Istiod CA", "", `{"security":{"certificateAuthority":{"type":"Istiod","certManager":{}}}}`,
+			"spec.security.certificateAuthority.certManager requires type CertManager"},
+		{"a renewBefore longer than the intermediate's lifetime", "",
+			`{"security":{"certificateAuthority":{"type":"CertManager","certManager":{"intermediateDuration":"720h","renewBefore":"800h"}}}}`,
+			"spec.security.certificateAuthority.certManager.renewBefore"},
+		{"a trust domain with spaces", "", `{"security":{"trustDomain":"my domain"}}`, "spec.security.trustDomain"},
 		{"a pod disruption budget without enabled", "", `{"controlPlane":{"podDisruptionBudget":{}}}`,
 			"spec.controlPlane.podDisruptionBudget.enabled"},
 	}

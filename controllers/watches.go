@@ -93,7 +93,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	r.controller, r.cache = c, mgr.GetCache()
+	r.controller, r.cache, r.crdCache = c, mgr.GetCache(), crdCache
 	r.watched = map[schema.GroupVersionKind]bool{}
 	return nil
 }
@@ -147,7 +147,7 @@ func ownerOf(_ context.Context, o client.Object) []reconcile.Request {
 
 // renderedObjectChanged passes creates, deletes and updates that change something Meshwright cares about. It drops
 // updates that touch only bookkeeping (resourceVersion, managedFields) or the webhook fields istiod owns, so that
-// istiod patching its CA bundle does not cause a reconcile. Deployment status passes: rollouts are assessed from it.
+// istiod patching its CA bundle does not cause a reconcile. Deployment and Certificate status pass: they are assessed.
 type renderedObjectChanged struct{ predicate.Funcs }
 
 func (renderedObjectChanged) Create(event.CreateEvent) bool   { return true }
@@ -169,7 +169,8 @@ func comparable(u *unstructured.Unstructured) map[string]any {
 	for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
 		unstructured.RemoveNestedField(c.Object, "metadata", f)
 	}
-	if c.GetKind() != "Deployment" {
+	// Status matters only where Meshwright assesses it: Deployment rollouts and cert-manager's Certificates.
+	if c.GetKind() != "Deployment" && c.GetKind() != certificateGVK.Kind {
 		unstructured.RemoveNestedField(c.Object, "status")
 	}
 	if hooks, ok, _ := unstructured.NestedSlice(c.Object, "webhooks"); ok {

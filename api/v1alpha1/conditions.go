@@ -11,16 +11,16 @@ const (
 
 // Condition reasons, CamelCase, stable for alerting and scripts.
 const (
-	ReasonNotImplemented     = "NotImplemented"
-	ReasonReconciling        = "Reconciling"
-	ReasonProgressing        = "Progressing"
-	ReasonReady              = "Ready"
-	ReasonUnsupportedVersion = "UnsupportedVersion"
-	ReasonInvalidSpec        = "InvalidSpec"
-	ReasonApplyFailed        = "ApplyFailed"
-	ReasonDeleting           = "Deleting"
-	ReasonConflict           = "Conflict"
-	ReasonCertManagerMissing = "CertManagerNotInstalled"
+	ReasonNotImplemented      = "NotImplemented"
+	ReasonReconciling         = "Reconciling"
+	ReasonProgressing         = "Progressing"
+	ReasonReady               = "Ready"
+	ReasonUnsupportedVersion  = "UnsupportedVersion"
+	ReasonInvalidSpec         = "InvalidSpec"
+	ReasonApplyFailed         = "ApplyFailed"
+	ReasonDeleting            = "Deleting"
+	ReasonConflict            = "Conflict"
+	ReasonCertManagerMissing  = "CertManagerNotInstalled"
 	ReasonCertificatesIssuing = "CertificatesIssuing"
 )
 

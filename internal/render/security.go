@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 )
@@ -19,6 +20,9 @@ const (
 	ComponentCertificates = "certificates"
 	ComponentMeshPolicy   = "mesh-policy"
 )
+
+// PeerAuthenticationGVK is the kind of the mesh-wide mutual TLS policy.
+var PeerAuthenticationGVK = schema.GroupVersionKind{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"}
 
 // CACertsSecret is the Secret istiod loads its plugged-in CA from. cert-manager writes it in kubernetes.io/tls form
 // (tls.crt, tls.key, ca.crt), which istiod accepts as it is and watches for rotation.
@@ -56,8 +60,8 @@ func RootCertificateName(mesh string) string { return mesh + "-root-ca" }
 // intermediate CA Certificate whose Secret is "cacerts".
 func securityObjects(cfg Config) ([]*unstructured.Unstructured, error) {
 	peerAuth := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "security.istio.io/v1",
-		"kind":       "PeerAuthentication",
+		"apiVersion": PeerAuthenticationGVK.GroupVersion().String(),
+		"kind":       PeerAuthenticationGVK.Kind,
 		"metadata":   map[string]any{"name": "default", "namespace": cfg.Namespace},
 		"spec":       map[string]any{"mtls": map[string]any{"mode": MTLSMode(cfg.Spec)}},
 	}}
@@ -94,7 +98,7 @@ func securityObjects(cfg Config) ([]*unstructured.Unstructured, error) {
 				Subject:    &cmv1.X509Subject{Organizations: []string{"Meshwright"}},
 				SecretName: RootCertificateName(cfg.MeshName), Duration: duration(cm.RootDuration, DefaultRootDuration),
 				PrivateKey: privateKey, Usages: caUsages,
-				IssuerRef:  cmmeta.IssuerReference{Name: selfSigned, Kind: cmv1.IssuerKind, Group: "cert-manager.io"},
+				IssuerRef: cmmeta.IssuerReference{Name: selfSigned, Kind: cmv1.IssuerKind, Group: "cert-manager.io"},
 			}},
 			&cmv1.Issuer{ObjectMeta: meta(issuer.Name), Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{
 				CA: &cmv1.CAIssuer{SecretName: RootCertificateName(cfg.MeshName)}}}},
