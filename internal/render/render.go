@@ -53,10 +53,13 @@ type Config struct {
 	Namespace string
 	// Hub is the image registry of the resolved version.
 	Hub string
-	// Version is the resolved Istio version.
+	// Version is the resolved Istio version: the base chart (CRDs) and cert-manager objects come from it.
 	Version istio.Version
-	// Revision is the istiod revision; empty for the default revision (InPlace).
-	Revision string
+	// Revisions are the istiod control planes to render. Empty means one default revision (InPlace) of Version.
+	Revisions []Revision
+	// DefaultRevision is the revision the base chart's default validator serves: "" for InPlace (istiod), or the
+	// revision the "default" tag points to.
+	DefaultRevision string
 	// KubeVersion is the cluster's version, as templates see it in .Capabilities.
 	KubeVersion string
 	// Spec is the user's spec; only its typed fields, meshConfig and values are read.
@@ -64,6 +67,29 @@ type Config struct {
 	// Owner, when set, becomes the controller owner reference of every object except CRDs and the Namespace,
 	// which must outlive the mesh unless its deletion policy says otherwise.
 	Owner *metav1.OwnerReference
+}
+
+// Revision is one istiod control plane.
+type Revision struct {
+	// Name of the revision; "" for the default revision of InPlace.
+	Name string
+	// Version of Istio the revision runs.
+	Version istio.Version
+	// Tags are the revision tags pointing at this revision ("default" included when it does).
+	Tags []string
+}
+
+// LabelRevision names the istiod revision an object belongs to ("default" for InPlace).
+const LabelRevision = "mesh.meshwright.dev/revision"
+
+// RevisionLabelValue is the value of LabelRevision for a revision name.
+func RevisionLabelValue(name string) string { return cmp.Or(name, "default") }
+
+func (c Config) revisions() []Revision {
+	if len(c.Revisions) == 0 {
+		return []Revision{{Version: c.Version}}
+	}
+	return c.Revisions
 }
 
 // Hash identifies a Config; equal hashes render equal objects.
@@ -78,16 +104,24 @@ func (c Config) Hash() string {
 // sorted in apply order.
 func Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	objs := []*unstructured.Unstructured{namespace(cfg)}
-	for _, c := range []struct{ component, chart, release string }{
-		{ComponentBase, istio.ChartBase, "base"},
-		{ComponentIstiod, istio.ChartIstiod, "istiod"},
-	} {
-		out, err := renderChart(cfg, c.chart, c.release)
+	base, err := renderChart(cfg, Revision{Version: cfg.Version}, istio.ChartBase, "base")
+	if err != nil {
+		return nil, fmt.Errorf("rendering %s: %w", ComponentBase, err)
+	}
+	for _, o := range base {
+		label(o, cfg.MeshName, ComponentBase)
+	}
+	objs = append(objs, base...)
+	for _, rev := range cfg.revisions() {
+		out, err := renderChart(cfg, rev, istio.ChartIstiod, "istiod")
 		if err != nil {
-			return nil, fmt.Errorf("rendering %s: %w", c.component, err)
+			return nil, fmt.Errorf("rendering %s revision %s: %w", ComponentIstiod, RevisionLabelValue(rev.Name), err)
 		}
 		for _, o := range out {
-			label(o, cfg.MeshName, c.component)
+			label(o, cfg.MeshName, ComponentIstiod)
+			l := o.GetLabels()
+			l[LabelRevision] = RevisionLabelValue(rev.Name)
+			o.SetLabels(l)
 		}
 		objs = append(objs, out...)
 	}
@@ -116,8 +150,8 @@ func namespace(cfg Config) *unstructured.Unstructured {
 	return ns
 }
 
-func renderChart(cfg Config, chartName, release string) ([]*unstructured.Unstructured, error) {
-	chrt, err := istio.LoadChart(cfg.Version, chartName)
+func renderChart(cfg Config, rev Revision, chartName, release string) ([]*unstructured.Unstructured, error) {
+	chrt, err := istio.LoadChart(rev.Version, chartName)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +159,7 @@ func renderChart(cfg Config, chartName, release string) ([]*unstructured.Unstruc
 	if err != nil {
 		return nil, err
 	}
-	values, err := Values(cfg, profile)
+	values, err := Values(cfg, rev, profile)
 	if err != nil {
 		return nil, err
 	}

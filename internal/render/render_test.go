@@ -45,6 +45,13 @@ func scenarios(t *testing.T) map[string]Config {
 		"cert-manager-issuer-ref-1.31": base("1.31", meshv1.ServiceMeshSpec{Security: &meshv1.Security{
 			CertificateAuthority: &meshv1.CertificateAuthority{Type: meshv1.CACertManager,
 				CertManager: &meshv1.CertManagerCA{IssuerRef: &meshv1.IssuerReference{Name: "corp-pki", Kind: "ClusterIssuer"}}}}}),
+		"revisions-1.30-and-1.31-tags-on-1.31": func() Config {
+			c := base("1.31", meshv1.ServiceMeshSpec{})
+			c.Revisions = []Revision{{Name: "default-1-30-4", Version: resolve("1.30")},
+				{Name: "default-1-31-0", Version: resolve("1.31"), Tags: []string{"default", "prod"}}}
+			c.DefaultRevision = "default-1-31-0"
+			return c
+		}(),
 		"custom-values-1.31": base("1.31", meshv1.ServiceMeshSpec{
 			ControlPlane: &meshv1.ControlPlane{Replicas: ptr.To[int32](3), LogLevel: "warn",
 				PodDisruptionBudget: &meshv1.PodDisruptionBudget{Enabled: true},

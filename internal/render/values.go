@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 
@@ -16,8 +17,8 @@ import (
 //  5. forced: what the operator must own (namespace, revision)
 //
 // Later layers override earlier ones key by key; lists and scalars are replaced whole.
-func Values(cfg Config, profile map[string]any) (map[string]any, error) {
-	layers := []map[string]any{catalogValues(cfg), profile}
+func Values(cfg Config, rev Revision, profile map[string]any) (map[string]any, error) {
+	layers := []map[string]any{catalogValues(cfg, rev), profile}
 	typed, err := typedValues(cfg.Spec)
 	if err != nil {
 		return nil, err
@@ -30,7 +31,7 @@ func Values(cfg Config, profile map[string]any) (map[string]any, error) {
 		}
 		layers = append(layers, user)
 	}
-	layers = append(layers, forcedValues(cfg))
+	layers = append(layers, forcedValues(cfg, rev))
 	out := map[string]any{}
 	for _, l := range layers {
 		out = merge(out, l)
@@ -38,8 +39,8 @@ func Values(cfg Config, profile map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-func catalogValues(cfg Config) map[string]any {
-	return map[string]any{"global": map[string]any{"hub": cfg.Hub, "tag": cfg.Version.Version}}
+func catalogValues(cfg Config, rev Revision) map[string]any {
+	return map[string]any{"global": map[string]any{"hub": cfg.Hub, "tag": rev.Version.Version}}
 }
 
 func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
@@ -124,10 +125,16 @@ func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
 	return out, nil
 }
 
-func forcedValues(cfg Config) map[string]any {
+func forcedValues(cfg Config, rev Revision) map[string]any {
+	tags := make([]any, 0, len(rev.Tags))
+	for _, t := range rev.Tags {
+		tags = append(tags, t)
+	}
 	return map[string]any{
-		"revision": cfg.Revision,
-		"global":   map[string]any{"istioNamespace": cfg.Namespace},
+		"revision":        rev.Name,
+		"revisionTags":    tags,
+		"defaultRevision": cmp.Or(cfg.DefaultRevision, "default"),
+		"global":          map[string]any{"istioNamespace": cfg.Namespace},
 	}
 }
 

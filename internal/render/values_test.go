@@ -88,7 +88,7 @@ func TestValuesPrecedence(t *testing.T) {
 			if tc.spec != nil {
 				cfg.Spec = tc.spec(t)
 			}
-			values, err := Values(cfg, tc.profile)
+			values, err := Values(cfg, Revision{Version: cfg.Version}, tc.profile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +103,7 @@ func TestValuesDoNotModifyTheProfile(t *testing.T) {
 	profile := map[string]any{"pilot": map[string]any{"replicaCount": int64(7)}}
 	cfg := Config{Namespace: "istio-system", Version: istio.Version{Version: "1.31.0"},
 		Spec: meshv1.ServiceMeshSpec{ControlPlane: &meshv1.ControlPlane{Replicas: ptr.To[int32](3)}}}
-	if _, err := Values(cfg, profile); err != nil {
+	if _, err := Values(cfg, Revision{Version: cfg.Version}, profile); err != nil {
 		t.Fatal(err)
 	}
 	if got := lookup(profile, "pilot", "replicaCount"); got != int64(7) {
