@@ -9,14 +9,11 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
@@ -67,12 +64,14 @@ func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctr
 // render produces the desired objects, from the render cache when the inputs did not change. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
 func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result, error) {
 	cfg := render.Config{
-		MeshName:    s.mesh.Name,
-		Namespace:   s.mesh.Spec.Namespace,
-		Hub:         r.Catalog.Hub,
-		Version:     s.version,
-		KubeVersion: r.KubeVersion,
-		Spec:        s.mesh.Spec,
+		MeshName:        s.mesh.Name,
+		Namespace:       s.mesh.Spec.Namespace,
+		Hub:             r.Catalog.Hub,
+		Version:         s.version,
+		Revisions:       s.revisions,
+		DefaultRevision: s.tagTarget,
+		KubeVersion:     r.KubeVersion,
+		Spec:            s.mesh.Spec,
 		Owner: &metav1.OwnerReference{
 			APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: s.mesh.Name, UID: s.mesh.UID,
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -117,7 +116,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 		return ctrl.Result{}, err
 	}
 	s.mesh.Status.Version = s.version.Version
-	s.mesh.Status.ActiveRevision = cmp.Or(revisionOf(s.objects), "default")
+	s.mesh.Status.ActiveRevision = cmp.Or(s.tagTarget, "default")
 	return ctrl.Result{}, nil
 }
 
@@ -163,52 +162,53 @@ func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous
 	}
 }
 
-// assess reads the rollout of istiod and summarises components into Ready.
+// assess reads the rollout of istiod (every revision for RevisionBased) and summarises components into Ready.
 func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Result, error) {
-	components := []meshv1.ComponentStatus{{Name: render.ComponentBase, State: meshv1.ComponentReady,
-		Message: fmt.Sprintf("Istio %s CRDs and cluster configuration applied", s.version.Version)}}
-
-	ready, message := false, "istiod Deployment not rendered"
-	for _, o := range s.objects {
-		if o.GetKind() != "Deployment" || o.GetLabels()[render.LabelComponent] != render.ComponentIstiod {
-			continue
-		}
-		dep := &appsv1.Deployment{}
-		if err := r.Get(ctx, client.ObjectKeyFromObject(o), dep); err != nil {
-			if !apierrors.IsNotFound(err) {
-				return ctrl.Result{}, fmt.Errorf("reading istiod Deployment: %w", err)
-			}
-			message = "istiod Deployment not found yet"
-			break
-		}
-		ready, message = status.DeploymentRolledOut(dep)
+	var (
+		ready   bool
+		message string
+		result  ctrl.Result
+		err     error
+	)
+	if revisionBased(s.mesh) {
+		ready, message, result, err = r.assessRevisions(ctx, s)
+	} else {
+		ready, message = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod")
+		rs := meshv1.RevisionStatus{Name: "default", Version: s.version.Version, Ready: ready}
+		rs.InUsePods, rs.InUseNamespaces, err = r.usage(ctx, s, "default")
+		s.mesh.Status.Revisions = []meshv1.RevisionStatus{rs}
+	}
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	state := meshv1.ComponentProgressing
 	if ready {
 		state = meshv1.ComponentReady
 	}
-	components = append(components, meshv1.ComponentStatus{Name: render.ComponentIstiod, State: state, Message: message})
-	s.mesh.Status.Components = components
-	s.mesh.Status.Revisions = []meshv1.RevisionStatus{{Name: s.mesh.Status.ActiveRevision, Version: s.version.Version, Ready: ready}}
+	s.mesh.Status.Components = []meshv1.ComponentStatus{
+		{Name: render.ComponentBase, State: meshv1.ComponentReady,
+			Message: fmt.Sprintf("Istio %s CRDs and cluster configuration applied", s.version.Version)},
+		{Name: render.ComponentIstiod, State: state, Message: message},
+	}
 
-	if !ready {
-		status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, false, meshv1.ReasonProgressing, message)
-		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Control plane rolling out: " + message, Reconciling: true}
-		return ctrl.Result{RequeueAfter: rolloutRecheck}, nil
+	switch {
+	case s.upgradeFailed != "":
+		status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, false, meshv1.ReasonUpgradeFailed, s.upgradeFailed)
+		s.outcome = status.Outcome{Reason: meshv1.ReasonUpgradeFailed, Message: s.upgradeFailed, Stalled: true}
+		return soonest(result, rolloutRecheck), nil
+	case !ready:
+		reason := meshv1.ReasonProgressing
+		if s.tagTarget != s.desiredRevision {
+			reason = meshv1.ReasonUpgrading
+		}
+		status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, false, reason, message)
+		s.outcome = status.Outcome{Reason: reason, Message: "Control plane rolling out: " + message, Reconciling: true}
+		return soonest(result, rolloutRecheck), nil
 	}
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
 	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady,
 		Message: fmt.Sprintf("Istio %s control plane is ready", s.version.Version)}
-	return ctrl.Result{}, nil
-}
-
-func revisionOf(objs []*unstructured.Unstructured) string {
-	for _, o := range objs {
-		if o.GetKind() == "Deployment" && o.GetLabels()[render.LabelComponent] == render.ComponentIstiod {
-			return o.GetLabels()["istio.io/rev"]
-		}
-	}
-	return ""
+	return result, nil
 }
 
 func union(a, b []string) []string {

@@ -46,6 +46,7 @@ type ServiceMeshReconciler struct {
 	controller controller.Controller
 	cache      cache.Cache
 	crdCache   cache.Cache
+	usageCache cache.Cache
 	watchMu    sync.Mutex
 	watched    map[schema.GroupVersionKind]bool
 }
@@ -54,8 +55,14 @@ type ServiceMeshReconciler struct {
 type scope struct {
 	mesh    *meshv1.ServiceMesh
 	version istio.Version
-	objects []*unstructured.Unstructured
-	outcome status.Outcome
+	// revisions to render; desiredRevision runs version; tagTarget is where the revision tags point
+	// (both "" for InPlace).
+	revisions                  []render.Revision
+	desiredRevision, tagTarget string
+	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
+	upgradeFailed string
+	objects       []*unstructured.Unstructured
+	outcome       status.Outcome
 }
 
 // Reconcile drives one ServiceMesh towards its spec.
@@ -87,6 +94,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for _, phase := range []func(context.Context, *scope) (ctrl.Result, error){
 		r.checkConflicts,
 		r.resolveVersion,
+		r.planRevisions,
 		r.render,
 		r.issueCertificates,
 		r.apply,

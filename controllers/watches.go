@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -78,6 +80,24 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	crd := &metav1.PartialObjectMetadata{}
 	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+
+	// Revision usage: metadata of injected pods only (label istio.io/rev present) and of namespaces.
+	injected, err := labels.Parse(labelRev)
+	if err != nil {
+		return err
+	}
+	pod := &metav1.PartialObjectMetadata{}
+	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	usageCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{pod: {Label: injected}}})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(usageCache); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
@@ -89,11 +109,15 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(u, handler.EnqueueRequestsFromMapFunc(ownerOf), builder.WithPredicates(renderedObjectChanged{}))
 	}
 	b = b.WatchesRawSource(source.Kind[client.Object](crdCache, crd, handler.EnqueueRequestsFromMapFunc(r.allMeshes)))
+	for _, o := range []client.Object{pod, ns} {
+		b = b.WatchesRawSource(source.Kind[client.Object](usageCache, o, handler.EnqueueRequestsFromMapFunc(r.allMeshes),
+			predicate.Or[client.Object](predicate.LabelChangedPredicate{}, createOrDelete{})))
+	}
 	c, err := b.Build(r)
 	if err != nil {
 		return err
 	}
-	r.controller, r.cache, r.crdCache = c, mgr.GetCache(), crdCache
+	r.controller, r.cache, r.crdCache, r.usageCache = c, mgr.GetCache(), crdCache, usageCache
 	r.watched = map[schema.GroupVersionKind]bool{}
 	return nil
 }
@@ -184,3 +208,11 @@ func comparable(u *unstructured.Unstructured) map[string]any {
 	}
 	return c.Object
 }
+
+// createOrDelete passes creations and deletions only.
+type createOrDelete struct{ predicate.Funcs }
+
+func (createOrDelete) Create(event.CreateEvent) bool   { return true }
+func (createOrDelete) Delete(event.DeleteEvent) bool   { return true }
+func (createOrDelete) Update(event.UpdateEvent) bool   { return false }
+func (createOrDelete) Generic(event.GenericEvent) bool { return false }

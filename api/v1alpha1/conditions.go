@@ -22,6 +22,8 @@ const (
 	ReasonConflict            = "Conflict"
 	ReasonCertManagerMissing  = "CertManagerNotInstalled"
 	ReasonCertificatesIssuing = "CertificatesIssuing"
+	ReasonUpgradeFailed       = "UpgradeFailed"
+	ReasonUpgrading           = "Upgrading"
 )
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.

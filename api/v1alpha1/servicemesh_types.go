@@ -9,6 +9,8 @@ import (
 // ServiceMeshSpec is the desired Istio service mesh. Everything left empty is resolved by the operator at
 // reconcile time (into status, never back into this spec), except namespace, which is defaulted at admission
 // because it cannot change afterwards.
+// +kubebuilder:validation:XValidation:rule="(has(self.updateStrategy) && has(self.updateStrategy.type) ? self.updateStrategy.type : 'InPlace') == (has(oldSelf.updateStrategy) && has(oldSelf.updateStrategy.type) ? oldSelf.updateStrategy.type : 'InPlace')",message="spec.updateStrategy.type cannot be changed after creation"
+// +kubebuilder:validation:XValidation:rule="!has(self.injection) || !has(self.injection.revisionTags) || size(self.injection.revisionTags) == 0 || (has(self.updateStrategy) && has(self.updateStrategy.type) && self.updateStrategy.type == 'RevisionBased')",message="spec.injection.revisionTags requires spec.updateStrategy.type RevisionBased"
 type ServiceMeshSpec struct {
 	// Version of Istio to run: an exact version from the operator's catalog ("1.31.0"), a minor alias that
 	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty means "latest".
@@ -39,6 +41,10 @@ type ServiceMeshSpec struct {
 	// ControlPlane sizes and schedules istiod.
 	// +optional
 	ControlPlane *ControlPlane `json:"controlPlane,omitempty"`
+
+	// Injection configures revision tags for sidecar injection.
+	// +optional
+	Injection *Injection `json:"injection,omitempty"`
 
 	// MeshConfig is passed through to Istio's MeshConfig (the `meshConfig` chart value), above the profile and
 	// below spec.values. See Istio's MeshConfig reference for the fields.
@@ -176,11 +182,30 @@ type UpdateStrategy struct {
 	Type UpdateStrategyType `json:"type,omitempty"`
 
 	// InactiveRevisionDeletionGracePeriodSeconds is how long a revision that no workload uses any more is kept
-	// before it is removed. Default 30.
+	// before it is removed (RevisionBased). Default 30.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=2592000
 	InactiveRevisionDeletionGracePeriodSeconds *int64 `json:"inactiveRevisionDeletionGracePeriodSeconds,omitempty"`
+
+	// ReadinessTimeout is how long a new revision may take to become ready (RevisionBased). After it, the upgrade
+	// is reported as failed (Ready=False, reason UpgradeFailed) and the revision tags stay on the old revision,
+	// which keeps serving. Default 10m.
+	// +optional
+	ReadinessTimeout *metav1.Duration `json:"readinessTimeout,omitempty"`
+}
+
+// Injection configures sidecar injection beyond Istio's defaults.
+type Injection struct {
+	// RevisionTags are stable names namespaces can select with istio.io/rev=<tag>; like the implicit "default" tag
+	// (which also serves istio-injection=enabled), they follow the active revision, so an upgrade moves the
+	// namespaces that use them. RevisionBased only.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:items:MaxLength=30
+	RevisionTags []string `json:"revisionTags,omitempty"`
 }
 
 // ControlPlane sizes and schedules istiod.
@@ -300,9 +325,15 @@ type RevisionStatus struct {
 	// InUsePods counts pods injected by this revision.
 	// +optional
 	InUsePods int32 `json:"inUsePods,omitempty"`
-	// InUseNamespaces counts namespaces that select this revision.
+	// InUseNamespaces counts namespaces that select this revision, directly or through a tag.
 	// +optional
 	InUseNamespaces int32 `json:"inUseNamespaces,omitempty"`
+	// CreatedAt is when Meshwright first rendered the revision.
+	// +optional
+	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
+	// InactiveSince is when the revision stopped being used; it is removed once the grace period has passed.
+	// +optional
+	InactiveSince *metav1.Time `json:"inactiveSince,omitempty"`
 }
 
 // ComponentState is the state of one component.

@@ -1,0 +1,218 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/istio"
+	"github.com/meshwright/meshwright/internal/render"
+	"github.com/meshwright/meshwright/internal/status"
+)
+
+// Istio's injection labels.
+const (
+	labelRev       = "istio.io/rev"
+	labelInjection = "istio-injection"
+	defaultTag     = "default"
+)
+
+// Defaults of the RevisionBased strategy.
+const (
+	defaultGracePeriod      = 30 * time.Second
+	defaultReadinessTimeout = 10 * time.Minute
+)
+
+func revisionBased(mesh *meshv1.ServiceMesh) bool {
+	return mesh.Spec.UpdateStrategy != nil && mesh.Spec.UpdateStrategy.Type == meshv1.UpdateStrategyRevisionBased
+}
+
+// RevisionName is the revision a RevisionBased mesh runs a version as, e.g. "default-1-31-0".
+func RevisionName(mesh string, v istio.Version) string { return mesh + "-" + v.RevisionSuffix() }
+
+// planRevisions decides which istiod revisions to render and which one the revision tags point to. InPlace has one
+// revision, upgraded in place. RevisionBased keeps every revision listed in status beside the desired one; the tags
+// stay on the active revision until the desired one is ready (see assessRevisions).
+func (r *ServiceMeshReconciler) planRevisions(_ context.Context, s *scope) (ctrl.Result, error) {
+	if !revisionBased(s.mesh) {
+		s.revisions = []render.Revision{{Version: s.version}}
+		s.desiredRevision, s.tagTarget = "", ""
+		return ctrl.Result{}, nil
+	}
+	s.desiredRevision = RevisionName(s.mesh.Name, s.version)
+	known := slices.Clone(s.mesh.Status.Revisions)
+	if !slices.ContainsFunc(known, func(rs meshv1.RevisionStatus) bool { return rs.Name == s.desiredRevision }) {
+		known = append(known, meshv1.RevisionStatus{Name: s.desiredRevision, Version: s.version.Version,
+			CreatedAt: &metav1.Time{Time: r.Now().Truncate(time.Second)}})
+	}
+	s.tagTarget = s.mesh.Status.ActiveRevision
+	if !slices.ContainsFunc(known, func(rs meshv1.RevisionStatus) bool { return rs.Name == s.tagTarget }) {
+		s.tagTarget = s.desiredRevision
+	}
+	tags := append([]string{defaultTag}, revisionTags(s.mesh)...)
+	s.revisions = nil
+	for _, rs := range known {
+		v, err := r.Catalog.Resolve(rs.Version, r.Now())
+		if err != nil {
+			continue // no longer embedded: its objects stay as they are until it is unused
+		}
+		rev := render.Revision{Name: rs.Name, Version: v}
+		if rs.Name == s.tagTarget {
+			rev.Tags = tags
+		}
+		s.revisions = append(s.revisions, rev)
+	}
+	s.mesh.Status.Revisions = known
+	return ctrl.Result{}, nil
+}
+
+func revisionTags(mesh *meshv1.ServiceMesh) []string {
+	if mesh.Spec.Injection == nil {
+		return nil
+	}
+	return slices.DeleteFunc(slices.Clone(mesh.Spec.Injection.RevisionTags), func(t string) bool { return t == defaultTag })
+}
+
+// assessRevisions reads each revision's istiod rollout and usage, moves the tags to the desired revision once it is
+// ready (the switch point of an upgrade), reports a failed upgrade after the readiness timeout, and retires
+// revisions that nothing has used for the grace period. It returns whether the desired revision is ready.
+func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (ready bool, message string, result ctrl.Result, err error) {
+	now := r.Now()
+	var kept []meshv1.RevisionStatus
+	for _, rs := range s.mesh.Status.Revisions {
+		rs.Ready, message = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod-"+rs.Name)
+		if rs.InUsePods, rs.InUseNamespaces, err = r.usage(ctx, s, rs.Name); err != nil {
+			return false, "", result, err
+		}
+		active := rs.Name == s.desiredRevision || rs.Name == s.tagTarget
+		switch {
+		case active || rs.InUsePods > 0 || rs.InUseNamespaces > 0:
+			rs.InactiveSince = nil
+		case rs.InactiveSince == nil:
+			rs.InactiveSince = &metav1.Time{Time: now.Truncate(time.Second)}
+			result = soonest(result, gracePeriod(s.mesh))
+		case now.Sub(rs.InactiveSince.Time) >= gracePeriod(s.mesh):
+			r.Recorder.Eventf(s.mesh, nil, "Normal", "RevisionRemoved", "Prune",
+				"Removing revision %s (Istio %s): unused since %s", rs.Name, rs.Version, rs.InactiveSince.Format(time.RFC3339))
+			result = soonest(result, time.Millisecond) // re-render without it, which prunes its objects
+			continue
+		default:
+			result = soonest(result, gracePeriod(s.mesh)-now.Sub(rs.InactiveSince.Time))
+		}
+		kept = append(kept, rs)
+	}
+	s.mesh.Status.Revisions = kept
+
+	desired := s.revisionStatus(s.desiredRevision)
+	if desired == nil {
+		return false, "desired revision missing from status", result, nil
+	}
+	if !desired.Ready {
+		_, message = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod-"+desired.Name)
+		result = soonest(result, rolloutRecheck)
+		if s.tagTarget != s.desiredRevision && desired.CreatedAt != nil {
+			left := readinessTimeout(s.mesh) - now.Sub(desired.CreatedAt.Time)
+			if left < 0 {
+				s.upgradeFailed = fmt.Sprintf("Revision %s (Istio %s) did not become ready within %s; the revision tags stay on %s, which keeps serving. "+
+					"Fix the cause or set spec.version back. Last state: %s", desired.Name, desired.Version, readinessTimeout(s.mesh), s.tagTarget, message)
+			} else {
+				result = soonest(result, left+time.Second)
+			}
+		}
+		return false, message, result, nil
+	}
+	if s.tagTarget != s.desiredRevision {
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "TagsMoved", "Upgrade", "Revision tags moved from %s to %s", s.tagTarget, s.desiredRevision)
+		s.tagTarget = s.desiredRevision
+		s.mesh.Status.ActiveRevision = s.desiredRevision
+		return false, "moving the revision tags to " + s.desiredRevision, soonest(result, time.Millisecond), nil
+	}
+	return true, fmt.Sprintf("revision %s ready", desired.Name), result, nil
+}
+
+func (s *scope) revisionStatus(name string) *meshv1.RevisionStatus {
+	for i := range s.mesh.Status.Revisions {
+		if s.mesh.Status.Revisions[i].Name == name {
+			return &s.mesh.Status.Revisions[i]
+		}
+	}
+	return nil
+}
+
+func (r *ServiceMeshReconciler) istiodReady(ctx context.Context, namespace, name string) (bool, string) {
+	dep := &appsv1.Deployment{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dep); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, fmt.Sprintf("Deployment %s/%s not found yet", namespace, name)
+		}
+		return false, err.Error()
+	}
+	return status.DeploymentRolledOut(dep)
+}
+
+// usage counts the pods injected by a revision and the namespaces that select it, from a label-filtered metadata
+// cache (never a cluster-wide pod list per reconcile).
+func (r *ServiceMeshReconciler) usage(ctx context.Context, s *scope, revision string) (pods, namespaces int32, err error) {
+	if r.usageCache == nil {
+		return 0, 0, nil
+	}
+	podList := &metav1.PartialObjectMetadataList{}
+	podList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := r.usageCache.List(ctx, podList, client.MatchingLabels{labelRev: revision}); err != nil {
+		return 0, 0, fmt.Errorf("counting pods of revision %s: %w", revision, err)
+	}
+	nsList := &metav1.PartialObjectMetadataList{}
+	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.usageCache.List(ctx, nsList); err != nil {
+		return 0, 0, fmt.Errorf("counting namespaces of revision %s: %w", revision, err)
+	}
+	isTarget := revision == cmp.Or(s.tagTarget, "default")
+	tags := append([]string{defaultTag}, revisionTags(s.mesh)...)
+	for _, ns := range nsList.Items {
+		rev, injection := ns.Labels[labelRev], ns.Labels[labelInjection]
+		switch {
+		case rev == revision && rev != "":
+			namespaces++
+		case isTarget && rev == "" && injection == "enabled":
+			namespaces++
+		case isTarget && revisionBased(s.mesh) && slices.Contains(tags, rev):
+			namespaces++
+		}
+	}
+	return int32(len(podList.Items)), namespaces, nil
+}
+
+func gracePeriod(mesh *meshv1.ServiceMesh) time.Duration {
+	if us := mesh.Spec.UpdateStrategy; us != nil && us.InactiveRevisionDeletionGracePeriodSeconds != nil {
+		return time.Duration(*us.InactiveRevisionDeletionGracePeriodSeconds) * time.Second
+	}
+	return defaultGracePeriod
+}
+
+func readinessTimeout(mesh *meshv1.ServiceMesh) time.Duration {
+	if us := mesh.Spec.UpdateStrategy; us != nil && us.ReadinessTimeout != nil {
+		return us.ReadinessTimeout.Duration
+	}
+	return defaultReadinessTimeout
+}
+
+// soonest returns the result that requeues first.
+func soonest(res ctrl.Result, after time.Duration) ctrl.Result {
+	if after <= 0 {
+		after = time.Millisecond
+	}
+	if res.RequeueAfter == 0 || after < res.RequeueAfter {
+		res.RequeueAfter = after
+	}
+	return res
+}
