@@ -208,6 +208,14 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
 	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady,
 		Message: fmt.Sprintf("Istio %s control plane is ready", s.version.Version)}
+	// With the control plane ready, move workloads still on an old revision (sets its own outcome while it runs).
+	rollout, err := r.rolloutWorkloads(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if rollout.RequeueAfter > 0 {
+		result = soonest(result, rollout.RequeueAfter)
+	}
 	return result, nil
 }
 

@@ -205,3 +205,91 @@ func TestRevisionBasedUpgradeRollsBack(t *testing.T) {
 		})
 	})
 }
+
+func TestWorkloadRolloutRestartsBoundedAndInOrder(t *testing.T) {
+	ctx := context.Background()
+	mesh := createMesh(t, "roll", func(m *meshv1.ServiceMesh) {
+		revisionBasedAt("1.30", 1, time.Hour)(m)
+		m.Spec.UpdateStrategy.WorkloadRollout = &meshv1.WorkloadRollout{Enabled: true, MaxConcurrent: ptr.To[int32](1)}
+	})
+	old, next := "roll-1-30-4", "roll-1-31-0"
+	markRolledOut(t, mesh.Spec.Namespace, "istiod-"+old)
+	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "roll-app", Labels: map[string]string{"istio-injection": "enabled"}}}
+	if err := k8sClient.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	// Three injected Deployments and, playing the ReplicaSet controller and the injector (envtest runs neither), one
+	// pod each labelled with the revision that injected it.
+	names := []string{"app-a", "app-b", "app-c"}
+	for _, name := range names {
+		labels := map[string]string{"app": name, "sidecar.istio.io/inject": "false"}
+		dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name}, Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}}}
+		if err := k8sClient.Create(ctx, dep); err != nil {
+			t.Fatal(err)
+		}
+		markRolledOut(t, ns.Name, name)
+		pod := injectedPod(t, ns.Name, name+"-old", old)
+		pod.Labels["app"] = name
+		if err := k8sClient.Update(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	setVersion(t, mesh, "1.31")
+	markRolledOut(t, mesh.Spec.Namespace, "istiod-"+next)
+
+	var order []string
+	maxRestarting := 0
+	testutil.Eventually(t, 2*waitTimeout, func() error {
+		restarting := 0
+		for _, name := range names {
+			dep := &appsv1.Deployment{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, dep); err != nil {
+				return err
+			}
+			if dep.Spec.Template.Annotations[AnnotationRestartedFor] != next {
+				continue
+			}
+			oldPod := &corev1.Pod{}
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name + "-old"}, oldPod)
+			if apierrors.IsNotFound(err) {
+				continue // already moved
+			}
+			restarting++
+			// Play the rollout: the new pod comes from the new revision, the old one goes.
+			order = append(order, name)
+			newPod := injectedPod(t, ns.Name, name+"-new", next)
+			newPod.Labels["app"] = name
+			if err := k8sClient.Update(ctx, newPod); err != nil {
+				return err
+			}
+			if err := k8sClient.Delete(ctx, oldPod, client.GracePeriodSeconds(0)); err != nil {
+				return err
+			}
+			markRolledOut(t, ns.Name, name)
+		}
+		maxRestarting = max(maxRestarting, restarting)
+		if len(order) < len(names) {
+			return fmt.Errorf("restarted so far: %v", order)
+		}
+		return nil
+	})
+	if maxRestarting > 1 {
+		t.Errorf("%d workloads restarted at once, maxConcurrent is 1", maxRestarting)
+	}
+	if fmt.Sprint(order) != fmt.Sprint(names) {
+		t.Errorf("restart order %v, want %v", order, names)
+	}
+	waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
+		ro := m.Status.WorkloadRollout
+		if ro == nil || ro.Revision != next || ro.Restarted != 3 || ro.Pending != 0 || len(ro.InProgress) != 0 {
+			return fmt.Errorf("workloadRollout %+v, want 3 restarted onto %s and nothing pending", ro, next)
+		}
+		return condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady)(m)
+	})
+}

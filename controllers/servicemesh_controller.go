@@ -32,7 +32,9 @@ import (
 type ServiceMeshReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads straight from the API server, for the rare lists not worth caching (workload rollouts).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// Catalog lists the supported Istio versions; DefaultCatalog unless a test swaps it.
 	Catalog *istio.Catalog
 	// Renders caches renders by the hash of their inputs.

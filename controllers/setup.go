@@ -44,6 +44,7 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 	}
 	return &ServiceMeshReconciler{
 		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("meshwright"),
 		Catalog:     istio.DefaultCatalog,
 		Renders:     render.NewCache(8, apply.StampHashes),

@@ -193,6 +193,22 @@ type UpdateStrategy struct {
 	// which keeps serving. Default 10m.
 	// +optional
 	ReadinessTimeout *metav1.Duration `json:"readinessTimeout,omitempty"`
+
+	// WorkloadRollout restarts injected workloads onto the new revision once the tags moved (RevisionBased).
+	// +optional
+	WorkloadRollout *WorkloadRollout `json:"workloadRollout,omitempty"`
+}
+
+// WorkloadRollout restarts the Deployments, StatefulSets and DaemonSets whose pods run an old revision's proxy, a
+// bounded number at a time, each waited for until it is rolled out before the next starts.
+type WorkloadRollout struct {
+	// Enabled turns the rollout on. Off by default: workloads then move when they next restart.
+	Enabled bool `json:"enabled"`
+	// MaxConcurrent is how many workloads restart at once. Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxConcurrent *int32 `json:"maxConcurrent,omitempty"`
 }
 
 // Injection configures sidecar injection beyond Istio's defaults.
@@ -297,6 +313,10 @@ type ServiceMeshStatus struct {
 	// +listMapKey=name
 	Revisions []RevisionStatus `json:"revisions,omitempty"`
 
+	// WorkloadRollout reports the restart of injected workloads onto the active revision during an upgrade.
+	// +optional
+	WorkloadRollout *WorkloadRolloutStatus `json:"workloadRollout,omitempty"`
+
 	// Components lists each rendered component and its state.
 	// +optional
 	// +listType=map
@@ -334,6 +354,24 @@ type RevisionStatus struct {
 	// InactiveSince is when the revision stopped being used; it is removed once the grace period has passed.
 	// +optional
 	InactiveSince *metav1.Time `json:"inactiveSince,omitempty"`
+}
+
+// WorkloadRolloutStatus reports the restart of injected workloads onto the active revision.
+type WorkloadRolloutStatus struct {
+	// Revision the workloads are moved to.
+	Revision string `json:"revision"`
+	// Pending counts workloads still running an old revision and not restarted yet.
+	Pending int32 `json:"pending"`
+	// InProgress lists the workloads restarting now ("<Kind>/<namespace>/<name>").
+	// +optional
+	// +listType=atomic
+	InProgress []string `json:"inProgress,omitempty"`
+	// Pinned lists restarted workloads whose pods still run an old revision (their namespace selects it by name).
+	// +optional
+	// +listType=atomic
+	Pinned []string `json:"pinned,omitempty"`
+	// Restarted counts the workloads restarted so far.
+	Restarted int32 `json:"restarted"`
 }
 
 // ComponentState is the state of one component.
