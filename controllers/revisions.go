@@ -189,7 +189,14 @@ func (r *ServiceMeshReconciler) usage(ctx context.Context, s *scope, revision st
 			namespaces++
 		}
 	}
-	return int32(len(podList.Items)), namespaces, nil
+	for _, p := range podList.Items {
+		// istiod's own pods carry their revision label too; they serve the revision, they do not use it.
+		if p.Namespace == s.mesh.Spec.Namespace && p.Labels["app"] == "istiod" {
+			continue
+		}
+		pods++
+	}
+	return pods, namespaces, nil
 }
 
 func gracePeriod(mesh *meshv1.ServiceMesh) time.Duration {

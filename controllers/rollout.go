@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -78,6 +79,13 @@ func (r *ServiceMeshReconciler) rolloutWorkloads(ctx context.Context, s *scope) 
 			pinned = append(pinned, w) // restarted and rolled out, yet its pods still run an old revision
 		}
 	}
+	// A restarted workload keeps its slot until its rollout finishes, even once none of its pods run an old revision
+	// any more (the last old pods go before the new ones are all available).
+	stillRolling, err := r.stillRolling(ctx, rollout.InProgress, candidates, s.tagTarget)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	inProgress = append(inProgress, stillRolling...)
 	max := int(ptrOr(us.WorkloadRollout.MaxConcurrent, 1))
 	for len(inProgress) < max && len(pending) > 0 {
 		w := pending[0]
@@ -108,6 +116,36 @@ func (r *ServiceMeshReconciler) rolloutWorkloads(ctx context.Context, s *scope) 
 	return ctrl.Result{RequeueAfter: rolloutRecheckWorkloads}, nil
 }
 
+// stillRolling returns the workloads of previous (IDs) that are not among candidates, were restarted for target, and
+// have not finished rolling out.
+func (r *ServiceMeshReconciler) stillRolling(ctx context.Context, previous []string, candidates []workload, target string) ([]workload, error) {
+	var out []workload
+	byNamespace := map[string][]workload{}
+	for _, id := range previous {
+		if slices.ContainsFunc(candidates, func(w workload) bool { return w.id == id }) {
+			continue
+		}
+		parts := strings.SplitN(id, "/", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ws, ok := byNamespace[parts[1]]
+		if !ok {
+			var err error
+			if ws, err = r.listWorkloads(ctx, parts[1]); err != nil {
+				return nil, err
+			}
+			byNamespace[parts[1]] = ws
+		}
+		for _, w := range ws {
+			if w.id == id && w.template.Annotations[AnnotationRestartedFor] == target && !w.rolledOut {
+				out = append(out, w)
+			}
+		}
+	}
+	return out, nil
+}
+
 // workloadsOnRevisions returns the workloads that own pods of the given revisions, sorted by ID.
 func (r *ServiceMeshReconciler) workloadsOnRevisions(ctx context.Context, revisions []string) ([]workload, error) {
 	req, err := labels.NewRequirement(labelRev, selection.In, revisions)
@@ -121,6 +159,9 @@ func (r *ServiceMeshReconciler) workloadsOnRevisions(ctx context.Context, revisi
 	}
 	podsByNamespace := map[string][]labels.Set{}
 	for _, p := range pods.Items {
+		if p.Labels["app"] == "istiod" {
+			continue // istiod itself, never restarted by a workload rollout
+		}
 		podsByNamespace[p.Namespace] = append(podsByNamespace[p.Namespace], p.Labels)
 	}
 	var out []workload

@@ -69,8 +69,10 @@ type scope struct {
 
 // Reconcile drives one ServiceMesh towards its spec.
 func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	// Read the mesh from the API server, not the cache: its status holds state (revisions, where the tags point)
+	// that the previous reconcile may have just written, and acting on a stale copy could move tags back.
 	mesh := &meshv1.ServiceMesh{}
-	if err := r.Get(ctx, req.NamespacedName, mesh); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, mesh); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mesh.DeletionTimestamp.IsZero() {

@@ -14,5 +14,5 @@ go test -count=1 ./...
 
 if compgen -G "test/e2e/*.go" >/dev/null; then
   echo "== e2e suite on a kwok cluster"
-  go test -count=1 -tags e2e -timeout 20m ./test/e2e/...
+  go test -count=1 -tags e2e -timeout 20m -v ./test/e2e/... | grep -v "^{"
 fi
