@@ -106,8 +106,18 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 
 	current := apply.Inventory(s.objects)
 	stale := apply.Stale(previous, current)
-	remaining, err := r.applier(s.mesh).Delete(ctx, orderForDeletion(stale))
-	if pruned := len(stale) - len(remaining); pruned > 0 {
+	// A revision still listed in status but no longer renderable (its version left the catalog) keeps its objects
+	// untouched until it is unused and retired.
+	unrendered := map[string]bool{}
+	for _, rs := range s.mesh.Status.Revisions {
+		if !slices.ContainsFunc(s.revisions, func(rev render.Revision) bool { return render.RevisionLabelValue(rev.Name) == rs.Name }) {
+			unrendered[rs.Name] = true
+		}
+	}
+	remaining, err := r.applier(s.mesh).DeleteExcept(ctx, orderForDeletion(stale), func(live *unstructured.Unstructured) bool {
+		return unrendered[live.GetLabels()[render.LabelRevision]]
+	})
+	if pruned := len(stale) - len(remaining); pruned > 0 && err == nil {
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Pruned", "Prune", "Removed %d objects the spec no longer needs", pruned)
 	}
 	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(current, remaining)}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/istio"
 	"github.com/meshwright/meshwright/internal/testutil"
 )
 
@@ -291,5 +293,66 @@ func TestWorkloadRolloutRestartsBoundedAndInOrder(t *testing.T) {
 			return fmt.Errorf("workloadRollout %+v, want 3 restarted onto %s and nothing pending", ro, next)
 		}
 		return condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady)(m)
+	})
+}
+
+// A newer Meshwright may no longer embed the version an old revision runs. That revision must stay as it is, not
+// re-rendered and not pruned, until nothing uses it; then it is retired like any other.
+func TestRevisionOfAVersionNoLongerEmbeddedStaysUntilUnused(t *testing.T) {
+	ctx := context.Background()
+	mesh := createMesh(t, "legacy", revisionBasedAt("1.30", 1, time.Hour))
+	old, next := "legacy-1-30-4", "legacy-1-31-0"
+	markRolledOut(t, mesh.Spec.Namespace, "istiod-"+old)
+	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy-app"}}
+	if err := k8sClient.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	pod := injectedPod(t, ns.Name, "app", old)
+	setVersion(t, mesh, "1.31")
+	markRolledOut(t, mesh.Spec.Namespace, "istiod-"+next)
+	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+
+	// This build "no longer embeds" 1.30.
+	onlyNewest, err := istio.LoadCatalog([]byte("hub: docker.io/istio\nimages: {pilot: pilot, proxy: proxyv2}\n" +
+		"versions:\n- {version: 1.31.0, charts: istio-1.31, endOfLife: \"2027-09-30\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded := reconciler.Catalog
+	reconciler.Catalog = onlyNewest
+	t.Cleanup(func() { reconciler.Catalog = embedded })
+
+	oldIstiod := &appsv1.Deployment{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: mesh.Spec.Namespace, Name: "istiod-" + old}, oldIstiod); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAfter(t, func() { poke(t, mesh) })
+	reconcileAfter(t, func() { poke(t, mesh) })
+	still := &appsv1.Deployment{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(oldIstiod), still); err != nil {
+		t.Fatalf("the old revision's istiod was removed while in use: %v", err)
+	}
+	if still.ResourceVersion != oldIstiod.ResourceVersion {
+		t.Error("the old revision's istiod was modified although its version is no longer embedded")
+	}
+
+	if err := k8sClient.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, waitTimeout, func() error {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(oldIstiod), &appsv1.Deployment{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("unused old revision not pruned yet: %v", err)
+	})
+	waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
+		for _, e := range m.Status.Inventory.Entries {
+			if strings.Contains(e, old) {
+				return fmt.Errorf("inventory still lists %s", e)
+			}
+		}
+		return nil
 	})
 }

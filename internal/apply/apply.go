@@ -167,6 +167,11 @@ func (a *Applier) liveObjects(ctx context.Context, objs []*unstructured.Unstruct
 // that could not be deleted (they stay in the inventory and are tried again). Objects already gone, and objects
 // whose owner label was removed or changed (a user took them over), count as deleted.
 func (a *Applier) Delete(ctx context.Context, ids []string) (remaining []string, err error) {
+	return a.DeleteExcept(ctx, ids, nil)
+}
+
+// DeleteExcept is Delete, except that objects for which keep returns true are left alone and stay in remaining.
+func (a *Applier) DeleteExcept(ctx context.Context, ids []string, keep func(*unstructured.Unstructured) bool) (remaining []string, err error) {
 	var errs []error
 	for _, entry := range ids {
 		id, perr := ParseID(entry)
@@ -190,6 +195,10 @@ func (a *Applier) Delete(ctx context.Context, ids []string) (remaining []string,
 			continue
 		}
 		if live.GetLabels()[a.OwnerLabel] != a.Owner {
+			continue
+		}
+		if keep != nil && keep(live) {
+			remaining = append(remaining, entry)
 			continue
 		}
 		if derr := a.Writer.Delete(ctx, live, client.PropagationPolicy("Background"),
