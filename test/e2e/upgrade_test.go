@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -134,10 +133,6 @@ func TestRevisionBasedUpgradeMovesWorkloads(t *testing.T) {
 			if dep.Status.UpdatedReplicas != 2 || dep.Status.AvailableReplicas != 2 || dep.Status.Replicas != 2 ||
 				dep.Status.ObservedGeneration < dep.Generation {
 				rolling++
-				if os.Getenv("E2E_DEBUG") != "" {
-					t.Logf("rolling %s gen %d obs %d st %+v | operator inProgress %v", name, dep.Generation, dep.Status.ObservedGeneration,
-						[]int32{dep.Status.Replicas, dep.Status.UpdatedReplicas, dep.Status.AvailableReplicas}, mesh.Status.WorkloadRollout)
-				}
 			}
 		}
 		maxRolling = max(maxRolling, rolling)
