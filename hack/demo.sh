@@ -57,7 +57,7 @@ echo
 kubectl get sm default -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
 
 step "Objects the operator made"
-kubectl get all,mutatingwebhookconfigurations,validatingwebhookconfigurations -A -l app.kubernetes.io/managed-by=meshwright 2>/dev/null || true
+kubectl get all,mutatingwebhookconfigurations,validatingwebhookconfigurations,peerauthentications -A -l app.kubernetes.io/managed-by=meshwright 2>/dev/null || true
 echo "Istio CRDs installed: $(kubectl get crd -o name | grep -c '\.istio\.io$' || true)"
 
 step "Done in $(( $(date +%s) - start ))s. The cluster keeps running: KUBECONFIG=$KUBECONFIG; remove it with 'make cluster-down'."
