@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshwright/meshwright/internal/testutil"
@@ -56,6 +57,21 @@ func TestDriftIsRepaired(t *testing.T) {
 				return fmt.Errorf("image is %s, want %s", got, want)
 			}
 			return nil
+		})
+	})
+
+	t.Run("repairs are reported as events on the ServiceMesh", func(t *testing.T) {
+		testutil.Eventually(t, waitTimeout, func() error {
+			events := &eventsv1.EventList{}
+			if err := k8sClient.List(ctx, events); err != nil {
+				return err
+			}
+			for _, e := range events.Items {
+				if e.Regarding.Kind == "ServiceMesh" && e.Regarding.Name == mesh.Name && e.Reason == "DriftRepaired" {
+					return nil
+				}
+			}
+			return fmt.Errorf("no DriftRepaired event for ServiceMesh %s among %d events", mesh.Name, len(events.Items))
 		})
 	})
 

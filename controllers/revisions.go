@@ -99,7 +99,8 @@ func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (
 		case active || rs.InUsePods > 0 || rs.InUseNamespaces > 0:
 			rs.InactiveSince = nil
 		case rs.InactiveSince == nil:
-			rs.InactiveSince = &metav1.Time{Time: now.Truncate(time.Second)}
+			// Status keeps whole seconds: round up, so the grace period is never cut short.
+			rs.InactiveSince = &metav1.Time{Time: now.Add(time.Second - 1).Truncate(time.Second)}
 			result = soonest(result, gracePeriod(s.mesh))
 		case now.Sub(rs.InactiveSince.Time) >= gracePeriod(s.mesh):
 			r.Recorder.Eventf(s.mesh, nil, "Normal", "RevisionRemoved", "Prune",

@@ -135,6 +135,7 @@ func TestRevisionBasedUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		unusedAt := time.Now()
 		var inactiveSeen time.Time
 		waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
 			for _, rs := range m.Status.Revisions {
@@ -154,6 +155,12 @@ func TestRevisionBasedUpgrade(t *testing.T) {
 			}
 			return fmt.Errorf("old istiod still present: %v", err)
 		})
+		if elapsed := time.Since(unusedAt); elapsed < 2*time.Second {
+			t.Errorf("the old revision was removed %s after its last pod left, before the 2s grace period", elapsed)
+		}
+		if inactiveSeen.IsZero() {
+			t.Error("status never showed the old revision as inactive before removing it")
+		}
 		if got := tagRevision(t, mesh, "default"); got != next {
 			t.Errorf("default tag points at %q after pruning, want %s", got, next)
 		}
