@@ -32,7 +32,8 @@ import (
 type ServiceMeshReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	client.Client
-	// APIReader reads straight from the API server, for the rare lists not worth caching (workload rollouts).
+	// APIReader reads straight from the API server: the ServiceMesh itself (its status holds revision state that
+	// must not be read stale) and the rare lists not worth caching (workloads during a rollout).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Catalog lists the supported Istio versions; DefaultCatalog unless a test swaps it.
@@ -44,7 +45,8 @@ type ServiceMeshReconciler struct {
 	// Now is the clock for end-of-life checks; time.Now unless a test swaps it.
 	Now func() time.Time
 
-	// controller and cache let watches on CRD-backed kinds start once their CRDs are served.
+	// controller and cache let watches on CRD-backed kinds start once their CRDs are served; crdCache holds only
+	// cert-manager's Certificate CRD; usageCache holds the metadata of injected pods and of namespaces.
 	controller controller.Controller
 	cache      cache.Cache
 	crdCache   cache.Cache
