@@ -278,23 +278,10 @@ func equalTemplates(a, b *corev1.PodTemplateSpec) bool {
 // caExpiryFor reads meshwright_ca_certificate_expiry_seconds for one certificate from the metrics registry.
 func caExpiryFor(t *testing.T, mesh, cert string) float64 {
 	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
+	v, err := testutil.MetricSum(ctrlmetrics.Registry, "meshwright_ca_certificate_expiry_seconds",
+		map[string]string{"servicemesh": mesh, "certificate": cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != "meshwright_ca_certificate_expiry_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["servicemesh"] == mesh && labels["certificate"] == cert {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	return v
 }

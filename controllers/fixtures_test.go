@@ -126,22 +126,9 @@ func installReady(t testing.TB, name string, mutate ...func(*meshv1.ServiceMesh)
 // reconcileTotal reads controller-runtime's reconcile counter of the ServiceMesh controller.
 func reconcileTotal(t testing.TB) float64 {
 	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
+	total, err := testutil.MetricSum(ctrlmetrics.Registry, "controller_runtime_reconcile_total", map[string]string{"controller": "servicemesh"})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var total float64
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "servicemesh" {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
 	}
 	return total
 }

@@ -89,8 +89,9 @@ func revisionTags(mesh *meshv1.ServiceMesh) []string {
 func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (ready bool, message string, result ctrl.Result, err error) {
 	now := r.Now()
 	var kept []meshv1.RevisionStatus
+	rollout := map[string]string{} // revision → what its istiod rollout is waiting for
 	for _, rs := range s.mesh.Status.Revisions {
-		rs.Ready, message = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod-"+rs.Name)
+		rs.Ready, rollout[rs.Name] = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod-"+rs.Name)
 		if rs.InUsePods, rs.InUseNamespaces, err = r.usage(ctx, s, rs.Name); err != nil {
 			return false, "", result, err
 		}
@@ -119,7 +120,7 @@ func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (
 		return false, "desired revision missing from status", result, nil
 	}
 	if !desired.Ready {
-		_, message = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod-"+desired.Name)
+		message = rollout[desired.Name]
 		result = soonest(result, rolloutRecheck)
 		if s.tagTarget != s.desiredRevision && desired.CreatedAt != nil {
 			left := readinessTimeout(s.mesh) - now.Sub(desired.CreatedAt.Time)
@@ -169,17 +170,20 @@ func (r *ServiceMeshReconciler) usage(ctx context.Context, s *scope, revision st
 	}
 	podList := &metav1.PartialObjectMetadataList{}
 	podList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := r.usageCache.List(ctx, podList, client.MatchingLabels{labelRev: revision}); err != nil {
+	if err := r.usageCache.List(ctx, podList, client.MatchingLabels{labelRev: revision}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, fmt.Errorf("counting pods of revision %s: %w", revision, err)
 	}
-	nsList := &metav1.PartialObjectMetadataList{}
-	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	if err := r.usageCache.List(ctx, nsList); err != nil {
-		return 0, 0, fmt.Errorf("counting namespaces of revision %s: %w", revision, err)
+	if s.namespaces == nil {
+		nsList := &metav1.PartialObjectMetadataList{}
+		nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+		if err := r.usageCache.List(ctx, nsList, client.UnsafeDisableDeepCopy); err != nil {
+			return 0, 0, fmt.Errorf("listing namespaces: %w", err)
+		}
+		s.namespaces = nsList
 	}
 	isTarget := revision == cmp.Or(s.tagTarget, "default")
 	tags := append([]string{defaultTag}, revisionTags(s.mesh)...)
-	for _, ns := range nsList.Items {
+	for _, ns := range s.namespaces.Items {
 		rev, injection := ns.Labels[labelRev], ns.Labels[labelInjection]
 		switch {
 		case rev == revision && rev != "":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
@@ -63,6 +64,8 @@ type scope struct {
 	// (both "" for InPlace).
 	revisions                  []render.Revision
 	desiredRevision, tagTarget string
+	// namespaces is the namespace metadata, listed once per reconcile for revision usage (read-only).
+	namespaces *metav1.PartialObjectMetadataList
 	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
 	upgradeFailed string
 	objects       []*unstructured.Unstructured
