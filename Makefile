@@ -26,7 +26,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (the CRD names in the RBAC come from the version catalog).
+	go run ./hack/crdrbac controllers/zz_generated.crdrbac.go
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate
@@ -93,8 +94,8 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the operator into the current cluster.
 	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: $(KUSTOMIZE) ## Remove the operator from the current cluster.
-	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+undeploy: $(KUSTOMIZE) ## Remove the operator from the current cluster; the CRD stays while any ServiceMesh exists.
+	KUSTOMIZE=$(KUSTOMIZE) hack/undeploy.sh
 
 ##@ Tools
 

@@ -27,6 +27,7 @@ func main() {
 		secureMetrics bool
 		enableHTTP2   bool
 		leaderElect   bool
+		leaderNS      string
 	)
 	// In a cluster the operator may run with several replicas; out of it (make run, make demo) one process is usual.
 	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
@@ -39,6 +40,8 @@ func main() {
 		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
 	flag.BoolVar(&leaderElect, "leader-elect", inCluster,
 		"Use leader election so that only one replica reconciles (default true in a cluster).")
+	flag.StringVar(&leaderNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
+		"Namespace of the leader election Lease; defaults to $POD_NAMESPACE (set by the Deployment), else the pod's own namespace.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -59,13 +62,16 @@ func main() {
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "meshwright.mesh.meshwright.dev",
-		Cache:                  controllers.CacheOptions(),
-		Client:                 controllers.ClientOptions(),
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "meshwright.mesh.meshwright.dev",
+		LeaderElectionNamespace: leaderNS,
+		// A replica that stops releases the Lease, so its successor (a rolling update, a restart) starts at once.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(),
+		Client:                        controllers.ClientOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create manager")

@@ -3,23 +3,18 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	"sigs.k8s.io/yaml"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/render"
@@ -28,33 +23,6 @@ import (
 
 func certManagerCA(m *meshv1.ServiceMesh) {
 	m.Spec.Security = &meshv1.Security{CertificateAuthority: &meshv1.CertificateAuthority{Type: meshv1.CACertManager}}
-}
-
-// installCertManagerCRDs loads cert-manager's real CRDs from the module cache (deploy/crds of the module this
-// project depends on) into the API server, as installing cert-manager would.
-func installCertManagerCRDs(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
-	if err != nil {
-		t.Fatalf("locating the cert-manager module: %v", err)
-	}
-	files, err := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cert-manager CRDs found (%v)", err)
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.Unmarshal(data, crd); err != nil || crd.Name == "" {
-			continue // README.md and the like
-		}
-		if err := k8sClient.Create(context.Background(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("installing %s: %v", crd.Name, err)
-		}
-	}
 }
 
 func certificate(t *testing.T, namespace, name string) *unstructured.Unstructured {
@@ -73,29 +41,6 @@ func istiodExists(t *testing.T, namespace string) bool {
 		t.Fatal(err)
 	}
 	return err == nil
-}
-
-// simulateIssuance plays cert-manager for the rotation test: it writes the Secret and the Ready condition and
-// notAfter the way cert-manager would. It is a simulation, not cert-manager.
-func simulateIssuance(t *testing.T, namespace, certName, secretName string, notAfter time.Time) {
-	t.Helper()
-	ctx := context.Background()
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: secretName}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{"tls.crt": []byte("simulated " + notAfter.String()), "tls.key": []byte("simulated"), "ca.crt": []byte("simulated root")}}
-	if err := k8sClient.Create(ctx, secret); apierrors.IsAlreadyExists(err) {
-		err = k8sClient.Update(ctx, secret)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	cert := certificate(t, namespace, certName)
-	_ = unstructured.SetNestedField(cert.Object, map[string]any{
-		"notAfter": notAfter.UTC().Format(time.RFC3339),
-		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Ready",
-			"message": "simulated issuance", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}},
-	}, "status")
-	if err := k8sClient.Status().Update(ctx, cert); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestCertManagerCA(t *testing.T) {
@@ -122,7 +67,7 @@ func TestCertManagerCA(t *testing.T) {
 	})
 
 	t.Run("once cert-manager's CRDs appear it creates the CA objects by itself, accepted by their real schemas", func(t *testing.T) {
-		installCertManagerCRDs(t)
+		testutil.InstallCertManagerCRDs(t, k8sClient)
 		waitForMesh(t, mesh, condition(meshv1.ConditionCertificatesReady, metav1.ConditionFalse, meshv1.ReasonCertificatesIssuing))
 		root := certificate(t, ns, render.RootCertificateName(mesh.Name))
 		if isCA, _, _ := unstructured.NestedBool(root.Object, "spec", "isCA"); !isCA {
@@ -146,8 +91,8 @@ func TestCertManagerCA(t *testing.T) {
 
 	t.Run("after issuance istiod starts, and a rotation updates status and the expiry metric without restarting istiod (simulated issuance)", func(t *testing.T) {
 		first := time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second)
-		simulateIssuance(t, ns, render.RootCertificateName(mesh.Name), render.RootCertificateName(mesh.Name), first.Add(9*365*24*time.Hour))
-		simulateIssuance(t, ns, render.IntermediateCertificateName(mesh.Name), render.CACertsSecret, first)
+		testutil.SimulateIssuance(t, k8sClient, ns, render.RootCertificateName(mesh.Name), render.RootCertificateName(mesh.Name), first.Add(9*365*24*time.Hour))
+		testutil.SimulateIssuance(t, k8sClient, ns, render.IntermediateCertificateName(mesh.Name), render.CACertsSecret, first)
 		waitForMesh(t, mesh, condition(meshv1.ConditionCertificatesReady, metav1.ConditionTrue, ""))
 		testutil.Eventually(t, waitTimeout, func() error {
 			if !istiodExists(t, ns) {
@@ -172,7 +117,7 @@ func TestCertManagerCA(t *testing.T) {
 
 		rotated := first.Add(30 * 24 * time.Hour)
 		reconcileAfter(t, func() {
-			simulateIssuance(t, ns, render.IntermediateCertificateName(mesh.Name), render.CACertsSecret, rotated)
+			testutil.SimulateIssuance(t, k8sClient, ns, render.IntermediateCertificateName(mesh.Name), render.CACertsSecret, rotated)
 		})
 		waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
 			for _, c := range m.Status.Certificates {
@@ -237,7 +182,7 @@ func TestCertManagerCA(t *testing.T) {
 
 func TestCertManagerCAWithTheUsersIssuer(t *testing.T) {
 	ctx := context.Background()
-	installCertManagerCRDs(t)
+	testutil.InstallCertManagerCRDs(t, k8sClient)
 	userIssuer := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": map[string]any{"name": "corp-pki"},
 		"spec": map[string]any{"selfSigned": map[string]any{}}}}

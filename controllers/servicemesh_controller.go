@@ -29,6 +29,16 @@ import (
 	"github.com/meshwright/meshwright/internal/status"
 )
 
+// The ServiceMesh API itself; the operator never creates or deletes a ServiceMesh, and writes its spec never
+// (update/patch cover the finalizer; status has its own subresource).
+// +kubebuilder:rbac:groups=mesh.meshwright.dev,resources=servicemeshes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=mesh.meshwright.dev,resources=servicemeshes/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mesh.meshwright.dev,resources=servicemeshes/finalizers,verbs=update
+//
+// Events are recorded on the ServiceMesh; it is cluster-scoped, so they land in the "default" namespace. A ClusterRole
+// is needed because OLM grants namespaced permissions only in the operator's own namespace.
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
 // ServiceMeshReconciler reconciles ServiceMesh objects.
 type ServiceMeshReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.

@@ -15,11 +15,11 @@ import (
 // until something else triggers a reconcile.
 func TestEveryRenderedKindIsWatched(t *testing.T) {
 	specs := map[string]meshv1.ServiceMeshSpec{
-		"default": {},
-		"demo":    {Profile: "demo"},
-		"ambient": {Profile: "ambient"},
 		"fixed replicas with a PodDisruptionBudget": {ControlPlane: &meshv1.ControlPlane{Replicas: ptr.To[int32](2),
 			PodDisruptionBudget: &meshv1.PodDisruptionBudget{Enabled: true}}},
+	}
+	for _, profile := range meshv1.Profiles {
+		specs["profile "+profile] = meshv1.ServiceMeshSpec{Profile: profile}
 	}
 	for _, v := range istio.DefaultCatalog.Versions {
 		for name, spec := range specs {

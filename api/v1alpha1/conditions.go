@@ -28,3 +28,7 @@ const (
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.
 const Finalizer = "mesh.meshwright.dev/finalizer"
+
+// Profiles are the values spec.profile accepts; they must equal the enum marker on ServiceMeshSpec.Profile (a test
+// compares them), so code that covers every profile (RBAC, watches) iterates this list.
+var Profiles = []string{"default", "minimal", "demo", "empty", "preview", "remote", "stable", "ambient"}

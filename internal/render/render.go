@@ -240,3 +240,29 @@ func label(o *unstructured.Unstructured, mesh, component string) {
 	l[LabelManagedBy] = ManagedBy
 	o.SetLabels(l)
 }
+
+// CatalogCRDNames returns the names of every CustomResourceDefinition that some version of the catalog renders with
+// some profile, sorted: the only CRDs the operator may update or delete.
+func CatalogCRDNames(c *istio.Catalog) ([]string, error) {
+	seen := map[string]bool{}
+	for _, v := range c.Versions {
+		for _, profile := range meshv1.Profiles {
+			objs, err := Render(Config{MeshName: "m", Namespace: "istio-system", Hub: c.Hub, Version: v,
+				Spec: meshv1.ServiceMeshSpec{Profile: profile}})
+			if err != nil {
+				return nil, fmt.Errorf("rendering Istio %s with profile %s: %w", v.Version, profile, err)
+			}
+			for _, o := range objs {
+				if o.GetKind() == "CustomResourceDefinition" {
+					seen[o.GetName()] = true
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names, nil
+}

@@ -82,7 +82,7 @@ func BenchmarkSteadyStateReconcile(b *testing.B) {
 }
 
 func procStatusKB(b *testing.B, field string) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", operator.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", operator.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func procStatusKB(b *testing.B, field string) int {
 
 // cpuTicks returns the operator's user+system CPU time in clock ticks (USER_HZ, 100 per second on Linux).
 func cpuTicks(b *testing.B) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", operator.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", operator.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,37 +1,59 @@
 //go:build e2e
 
-// Package e2e runs the operator as a process against a real local cluster (etcd, kube-apiserver,
+// Package e2e runs Meshwright as users install it, against a real local cluster (etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler and kwok's simulated nodes, started by hack/cluster.sh), where Deployments
-// really roll out and pods become Ready. Run through `make test` (or `make bench` for the benchmarks).
+// really roll out and pods become Ready.
+//
+// TestMain deploys `config/default` (CRD, RBAC, the manager Deployment in a Pod Security "restricted" namespace) and
+// waits for the Deployment to become Available. kwok runs no containers, so the operator itself is the `/manager`
+// binary extracted from the built OCI image's linux/amd64 layer, started as a process with the Deployment's own
+// command, arguments and environment (addresses moved to free loopback ports) and a kubeconfig holding a TokenRequest
+// token of the Deployment's ServiceAccount: never admin credentials, so a missing permission fails a test.
+// Run through `make test` (or `make bench` for the benchmarks).
 package e2e
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshwright/meshwright/internal/testutil"
 )
 
+const (
+	// operatorNamespace is where config/default installs the operator.
+	operatorNamespace = "meshwright-system"
+	// operatorDeployment and operatorServiceAccount are config/default's names (namePrefix meshwright-).
+	operatorDeployment     = "meshwright-controller-manager"
+	operatorServiceAccount = "meshwright-controller-manager"
+)
+
 var (
-	k8sClient   client.Client
-	operator    *exec.Cmd
-	metricsAddr string
-	repoRoot    string
+	k8sClient  client.Client
+	clientset  kubernetes.Interface
+	adminCfg   *rest.Config
+	repoRoot   string
+	workDir    string
+	managerBin string
+	// operator is the running operator process (see operator.go); benchmarks read its /proc entries.
+	operator *operatorProcess
+	// metricsToken authenticates scrapes of the operator's secure metrics endpoint (a ServiceAccount bound to the
+	// metrics-reader ClusterRole that config/rbac ships).
+	metricsToken string
 )
 
 func TestMain(m *testing.M) {
@@ -44,99 +66,74 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	ctx := context.Background()
 	var err error
 	if repoRoot, err = filepath.Abs("../.."); err != nil {
 		return 1, err
 	}
-	work, err := os.MkdirTemp("", "meshwright-e2e-")
+	if workDir, err = os.MkdirTemp("", "meshwright-e2e-"); err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(workDir)
+	kubeconfig := filepath.Join(workDir, "kubeconfig")
+	stopCluster, err := startCluster(kubeconfig)
 	if err != nil {
 		return 1, err
 	}
-	defer os.RemoveAll(work)
-	kubeconfig := filepath.Join(work, "kubeconfig")
-	clusterEnv := append(os.Environ(), "CLUSTER_NAME=meshwright-e2e", "KUBECONFIG_OUT="+kubeconfig)
+	defer stopCluster()
 
-	down := exec.Command(filepath.Join(repoRoot, "hack/cluster.sh"), "down")
-	down.Env, down.Stderr = clusterEnv, os.Stderr
-	_ = down.Run() // a cluster left by an interrupted run
-	up := exec.Command(filepath.Join(repoRoot, "hack/cluster.sh"), "up")
-	up.Env, up.Stdout, up.Stderr = clusterEnv, nil, os.Stderr
-	if err := up.Run(); err != nil {
-		return 1, fmt.Errorf("starting the kwok cluster: %w", err)
+	if adminCfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+		return 1, err
 	}
-	defer func() {
-		down := exec.Command(filepath.Join(repoRoot, "hack/cluster.sh"), "down")
-		down.Env, down.Stderr = clusterEnv, os.Stderr
-		_ = down.Run()
-	}()
+	adminCfg.QPS, adminCfg.Burst = 50, 100
+	if k8sClient, err = client.New(adminCfg, client.Options{Scheme: testutil.Scheme}); err != nil {
+		return 1, err
+	}
+	if clientset, err = kubernetes.NewForConfig(adminCfg); err != nil {
+		return 1, err
+	}
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	step := stepper()
+	if managerBin, err = managerFromImage(); err != nil {
+		return 1, err
+	}
+	step("extracted /manager from the image")
+	deploy, err := deployDefault(ctx)
 	if err != nil {
 		return 1, err
 	}
-	cfg.QPS, cfg.Burst = 50, 100
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: testutil.Scheme}); err != nil {
+	step("config/default deployed, manager Deployment Available")
+	if metricsToken, err = metricsScraperToken(ctx); err != nil {
 		return 1, err
 	}
-	if err := installCRD(); err != nil {
+	if operator, err = startOperator(ctx, deploy, "operator"); err != nil {
 		return 1, err
 	}
-
-	manager := filepath.Join(work, "manager")
-	build := exec.Command("go", "build", "-o", manager, ".")
-	build.Dir, build.Stdout, build.Stderr = repoRoot, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return 1, fmt.Errorf("building the operator: %w", err)
-	}
-	if metricsAddr, err = freeAddr(); err != nil {
+	step("operator running under its ServiceAccount")
+	code := m.Run()
+	if err := operator.stop(); err != nil {
 		return 1, err
 	}
-	logFile, err := os.Create(filepath.Join(os.TempDir(), "meshwright-e2e-operator.log"))
+	refused, err := operator.forbidden()
 	if err != nil {
 		return 1, err
 	}
-	defer logFile.Close()
-	operator = exec.Command(manager, "--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address=127.0.0.1:0")
-	operator.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	operator.Stdout, operator.Stderr = logFile, logFile
-	if err := operator.Start(); err != nil {
-		return 1, fmt.Errorf("starting the operator: %w", err)
+	if len(refused) > 0 {
+		return 1, fmt.Errorf("the operator was refused %d requests under its ServiceAccount:\n%s", len(refused), strings.Join(refused, "\n"))
 	}
-	defer func() {
-		_ = operator.Process.Signal(os.Interrupt)
-		_ = operator.Wait()
-	}()
-	fmt.Fprintf(os.Stderr, "e2e: operator running (pid %d, metrics http://%s/metrics, log %s)\n",
-		operator.Process.Pid, metricsAddr, logFile.Name())
-	return m.Run(), nil
-}
-
-func installCRD() error {
-	data, err := os.ReadFile(filepath.Join(repoRoot, "config/crd/bases/mesh.meshwright.dev_servicemeshes.yaml"))
-	if err != nil {
-		return err
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.Unmarshal(data, crd); err != nil {
-		return err
-	}
-	if err := k8sClient.Create(context.Background(), crd); err != nil {
-		return fmt.Errorf("installing the ServiceMesh CRD: %w", err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for ; time.Now().Before(deadline); <-tick.C {
-		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(crd), crd); err == nil {
-			for _, c := range crd.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return nil
-				}
-			}
+	if code == 0 {
+		if err := checkUndeploy(ctx); err != nil {
+			return 1, err
 		}
 	}
-	return fmt.Errorf("the ServiceMesh CRD did not become Established")
+	return code, nil
+}
+
+func stepper() func(string) {
+	start := time.Now()
+	return func(what string) {
+		fmt.Fprintf(os.Stderr, "e2e [%5.1fs] %s\n", time.Since(start).Seconds(), what)
+	}
 }
 
 func freeAddr() (string, error) {
@@ -148,14 +145,26 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// operatorMetrics scrapes the operator's metrics endpoint and returns each sample "name{labels}" with its value.
+// operatorMetrics scrapes the operator's metrics endpoint (HTTPS, authenticated and authorised by the API server,
+// as in a cluster) and returns each sample "name{labels}" with its value.
 func operatorMetrics(t testing.TB) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "https://"+operator.metricsAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
+	// The metrics server's certificate is self-signed (controller-runtime generates it when none is mounted).
+	httpClient := &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback, self-signed
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping metrics: %s", resp.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
