@@ -28,10 +28,11 @@ type ServiceMeshSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.namespace is immutable; create a new ServiceMesh to move the control plane"
 	Namespace string `json:"namespace,omitempty"`
 
-	// Profile is the Istio configuration profile the values start from (Istio's own profiles).
-	// Empty means "default".
+	// Profile is the Istio configuration profile the values start from (Istio's own profiles). Empty means
+	// "default". Meshwright decides the components itself, so "minimal" and "empty" render the same control plane
+	// as "default". "ambient" (Istio CNI, ztunnel) and "remote" (no local istiod) are not supported yet.
 	// +optional
-	// +kubebuilder:validation:Enum=default;minimal;demo;empty;preview;remote;stable;ambient
+	// +kubebuilder:validation:Enum=default;minimal;demo;empty;preview;stable
 	Profile string `json:"profile,omitempty"`
 
 	// UpdateStrategy says how a version change is rolled out.
