@@ -64,8 +64,8 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 			certObjs = append(certObjs, o)
 		}
 	}
-	if err := r.applyObjects(ctx, s, certObjs); err != nil {
-		return ctrl.Result{}, err
+	if res, err := r.applyObjects(ctx, s, certObjs); err != nil || !res.IsZero() {
+		return res, err
 	}
 
 	ready, pending := true, []string{}

@@ -86,10 +86,6 @@ func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
-// errWaitingForCRDs means an object's kind is not served yet because its CRD, applied in the same pass, is not
-// established yet: a short requeue, not a failure.
-var errWaitingForCRDs = errors.New("waiting for CRDs to be served")
-
 // apply writes what changed and prunes what the render no longer contains. The inventory in status always covers
 // every object that may exist: the union of old and new while applying, then the new one plus what failed to prune.
 func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Result, error) {
@@ -97,10 +93,8 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	if s.mesh.Status.Inventory != nil {
 		previous = s.mesh.Status.Inventory.Entries
 	}
-	if err := r.applyObjects(ctx, s, s.objects); errors.Is(err, errWaitingForCRDs) {
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
-	} else if err != nil {
-		return ctrl.Result{}, err
+	if res, err := r.applyObjects(ctx, s, s.objects); err != nil || !res.IsZero() {
+		return res, err
 	}
 	r.ensureWatches(ctx, "security.istio.io")
 
@@ -130,24 +124,36 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	return ctrl.Result{}, nil
 }
 
-// applyObjects applies objs after widening the inventory to cover them, so nothing written is ever forgotten.
-func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs []*unstructured.Unstructured) error {
+// applyObjects applies objs after widening the inventory to cover them, so nothing written is ever forgotten. It
+// requeues shortly when an object's kind is not served yet (its CRD, applied in the same pass, is not established
+// yet), and stalls, rechecking, on an ownership conflict.
+func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs []*unstructured.Unstructured) (ctrl.Result, error) {
 	var previous []string
 	if s.mesh.Status.Inventory != nil {
 		previous = s.mesh.Status.Inventory.Entries
 	}
 	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(previous, apply.Inventory(objs))}
-	res, err := r.applier(s.mesh).Apply(ctx, objs)
-	r.recordApply(s, res, previous)
+	a := r.applier(s.mesh)
+	a.Claims = s.claims
+	res, err := a.Apply(ctx, objs)
+	var conflict *apply.ConflictError
+	if !errors.As(err, &conflict) {
+		r.recordApply(s, res, previous)
+		r.recordOwnership(s, res)
+	}
 	switch {
 	case meta.IsNoMatchError(err):
 		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Waiting for Istio's CRDs to be served", Reconciling: true}
-		return errWaitingForCRDs
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	case conflict != nil:
+		// Written nothing: the objects of this call are not the mesh's, so they leave the inventory again.
+		s.mesh.Status.Inventory = &meshv1.Inventory{Entries: previous}
+		return r.conflictOr(s, err)
 	case err != nil:
 		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
-		return err
+		return ctrl.Result{}, err
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous []string) {

@@ -79,7 +79,9 @@ type scope struct {
 	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
 	upgradeFailed string
 	objects       []*unstructured.Unstructured
-	outcome       status.Outcome
+	// claims says on what ground rendered objects missing from the labelled cache may be written (checkOwnership).
+	claims  apply.Claims
+	outcome status.Outcome
 }
 
 // Reconcile drives one ServiceMesh towards its spec.
@@ -115,6 +117,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.resolveVersion,
 		r.planRevisions,
 		r.render,
+		r.checkOwnership,
 		r.issueCertificates,
 		r.apply,
 		r.assess,
@@ -146,5 +149,5 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 }
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
-	return &apply.Applier{Reader: r.Client, Writer: r.Client, OwnerLabel: render.LabelOwner, Owner: mesh.Name}
+	return &apply.Applier{Reader: r.Client, Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name}
 }

@@ -1,6 +1,8 @@
 // Package apply applies rendered objects with server-side apply and prunes what a new render no longer contains. It
-// owns the field policy (which fields Meshwright asserts, which it leaves to istiod) and the inventory IDs. It never
-// renders, and it deletes only objects that still carry the owner label of the mesh being reconciled.
+// owns the field policy (which fields Meshwright asserts, which it leaves to istiod), the ownership check (which live
+// objects Meshwright may write: only those it created or was told to adopt) and the inventory IDs. It never renders,
+// and it deletes only objects that still carry the owner label of the mesh being reconciled, never Namespaces, and
+// never CRDs that existed before Meshwright.
 package apply
 
 import (
@@ -33,21 +35,34 @@ type Result struct {
 	Created []string
 	Updated []string
 	Drifted []string
+	// Adopted lists objects taken over because they carry the adopt annotation; PreExisting lists CRDs that existed
+	// before without the owner label, updated and marked so that they are never deleted. Both were written.
+	Adopted     []ObjectID
+	PreExisting []ObjectID
+	// UsedAsIs lists Namespaces that existed before: not written.
+	UsedAsIs []ObjectID
 	// Unchanged counts objects that were already in sync.
 	Unchanged int
 }
 
 // Changed reports whether anything was written.
-func (r Result) Changed() bool { return len(r.Created)+len(r.Updated)+len(r.Drifted) > 0 }
+func (r Result) Changed() bool {
+	return len(r.Created)+len(r.Updated)+len(r.Drifted)+len(r.Adopted)+len(r.PreExisting) > 0
+}
 
 // Applier applies objects of one owner. Reader should be the manager's cache, so that an object in sync costs no
 // API request; Writer talks to the API server.
 type Applier struct {
 	Reader client.Reader
 	Writer client.Client
+	// Uncached answers the ownership check of objects missing from Reader (metadata-only GETs straight from the API
+	// server: an object without the owner label is in no cache); Writer when nil.
+	Uncached client.Reader
 	// OwnerLabel and Owner select the objects this applier may consider its own: live objects are looked up among
 	// them, and only objects still carrying OwnerLabel=Owner are ever deleted.
 	OwnerLabel, Owner string
+	// Claims are the results of an earlier Check of the same objects, so that Apply need not ask again.
+	Claims Claims
 }
 
 // StampHashes records in each object the hash of its configuration (AnnotationAppliedHash), once per render, so
@@ -79,15 +94,27 @@ func stampHash(o *unstructured.Unstructured) error {
 }
 
 // Apply server-side applies objs in order (the render's stage order). An object whose live state already holds every
-// field Meshwright asserts, with the same applied hash, is not written. objs are not modified.
+// field Meshwright asserts, with the same applied hash, is not written. Objects missing from the owner's labelled live
+// objects are checked first (see Check): on any conflict Apply writes nothing and returns a *ConflictError. objs are
+// not modified.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (Result, error) {
 	var res Result
 	live, err := a.liveObjects(ctx, objs)
 	if err != nil {
 		return res, err
 	}
+	claims, err := a.claim(ctx, objs, live)
+	if err != nil {
+		return res, err
+	}
 	for _, desired := range objs {
-		current := live[IDOf(desired)]
+		id := IDOf(desired)
+		current, claim := live[id], claims[id]
+		if current == nil && claim == ClaimUseAsIs {
+			res.UsedAsIs = append(res.UsedAsIs, id)
+			continue
+		}
+		preExisting := claim == ClaimPreExisting || (current != nil && current.GetAnnotations()[AnnotationPreExisting] == "true")
 		obj := withFieldPolicy(desired, current)
 		if obj != desired {
 			// The policy left fields out of a copy: its hash must say so.
@@ -111,24 +138,39 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 				res.Unchanged++
 				continue
 			}
-			log.FromContext(ctx).V(1).Info("Repairing drift", "object", IDOf(desired).String(), "field", field)
+			log.FromContext(ctx).V(1).Info("Repairing drift", "object", id.String(), "field", field)
 		}
 		// Write from a copy: rendered objects are shared with the render cache, and the client decodes the
 		// server's response into the object it sends.
 		if obj == desired {
 			obj = obj.DeepCopy()
 		}
+		if preExisting {
+			// Derived from the live object, not the render: it does not enter the applied hash.
+			ann := obj.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[AnnotationPreExisting] = "true"
+			obj.SetAnnotations(ann)
+		}
+		// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, or a CRD that
+		// must follow the version's schema.
 		if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
 			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-			return res, fmt.Errorf("applying %s: %w", IDOf(desired), err)
+			return res, fmt.Errorf("applying %s: %w", id, err)
 		}
-		switch id := IDOf(desired).String(); {
+		switch {
+		case current == nil && claim == ClaimAdopt:
+			res.Adopted = append(res.Adopted, id)
+		case current == nil && claim == ClaimPreExisting:
+			res.PreExisting = append(res.PreExisting, id)
 		case current == nil:
-			res.Created = append(res.Created, id)
+			res.Created = append(res.Created, id.String())
 		case sameHash:
-			res.Drifted = append(res.Drifted, id)
+			res.Drifted = append(res.Drifted, id.String())
 		default:
-			res.Updated = append(res.Updated, id)
+			res.Updated = append(res.Updated, id.String())
 		}
 	}
 	return res, nil
@@ -164,8 +206,9 @@ func (a *Applier) liveObjects(ctx context.Context, objs []*unstructured.Unstruct
 }
 
 // Delete deletes the inventory entries ids whose live object still carries OwnerLabel=Owner, and returns the entries
-// that could not be deleted (they stay in the inventory and are tried again). Objects already gone, and objects
-// whose owner label was removed or changed (a user took them over), count as deleted.
+// that could not be deleted (they stay in the inventory and are tried again). Objects already gone, objects whose
+// owner label was removed or changed (a user took them over), Namespaces and CRDs marked pre-existing are left
+// alone and count as deleted.
 func (a *Applier) Delete(ctx context.Context, ids []string) (remaining []string, err error) {
 	return a.DeleteExcept(ctx, ids, nil)
 }
@@ -194,7 +237,7 @@ func (a *Applier) DeleteExcept(ctx context.Context, ids []string, keep func(*uns
 			}
 			continue
 		}
-		if live.GetLabels()[a.OwnerLabel] != a.Owner {
+		if live.GetLabels()[a.OwnerLabel] != a.Owner || spared(live) {
 			continue
 		}
 		if keep != nil && keep(live) {
