@@ -92,6 +92,12 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.APIReader.Get(ctx, req.NamespacedName, mesh); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if paused(mesh) {
+		return r.reconcilePaused(ctx, mesh)
+	}
+	if err := r.resume(ctx, mesh); err != nil {
+		return ctrl.Result{}, err
+	}
 	if !mesh.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, mesh)
 	}

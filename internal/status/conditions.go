@@ -48,6 +48,33 @@ func Apply(mesh *meshv1.ServiceMesh, o Outcome) {
 	st.ObservedGeneration = gen
 }
 
+// Pause records that the mesh is paused (meshv1.AnnotationPaused): Meshwright writes none of its objects, so there is
+// nothing to reconcile and nothing has failed.
+//
+//   - Paused=True says so, with message.
+//   - Ready keeps answering the one question that still has a live answer, whether the serving istiod (servingReady,
+//     servingMessage) is available, with reason Paused, so it never claims more than is known: drift is not
+//     repaired while paused.
+//   - Reconciling and Stalled are removed: nothing is in progress, and nothing is broken.
+//   - observedGeneration is left as it is: a spec changed while paused has not been acted on, so kstatus reports
+//     InProgress (not Current) until the pause is lifted and the change applied. A paused mesh whose spec did not change
+//     is Current exactly when its serving istiod is available.
+func Pause(mesh *meshv1.ServiceMesh, servingReady bool, servingMessage, message string) {
+	st := &mesh.Status
+	readyStatus := metav1.ConditionFalse
+	if servingReady {
+		readyStatus = metav1.ConditionTrue
+	}
+	readyGen := int64(0)
+	if c := meta.FindStatusCondition(st.Conditions, meshv1.ConditionReady); c != nil {
+		readyGen = c.ObservedGeneration
+	}
+	set(st, meshv1.ConditionReady, readyStatus, meshv1.ReasonPaused, "Paused: "+servingMessage, readyGen)
+	set(st, meshv1.ConditionPaused, metav1.ConditionTrue, meshv1.ReasonPaused, message, mesh.Generation)
+	meta.RemoveStatusCondition(&st.Conditions, meshv1.ConditionReconciling)
+	meta.RemoveStatusCondition(&st.Conditions, meshv1.ConditionStalled)
+}
+
 // SetComponent records a component condition (ControlPlaneReady, ...), which Ready summarises.
 func SetComponent(mesh *meshv1.ServiceMesh, conditionType string, ok bool, reason, message string) {
 	s := metav1.ConditionFalse
