@@ -1,15 +1,22 @@
 // Command meshwright is the Meshwright operator manager: it runs the ServiceMesh controller, serves metrics behind
-// Kubernetes authentication and authorization, and health probes.
+// Kubernetes authentication and authorization, and health probes (from the start, also while it waits for its CRD).
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -20,83 +27,158 @@ import (
 	"github.com/meshwright/meshwright/controllers"
 )
 
+// options are the command-line settings run needs.
+type options struct {
+	metricsAddr, probeAddr  string
+	secureMetrics, http2    bool
+	leaderElect             bool
+	leaderElectionNamespace string
+}
+
 func main() {
-	var (
-		metricsAddr   string
-		probeAddr     string
-		secureMetrics bool
-		enableHTTP2   bool
-		leaderElect   bool
-		leaderNS      string
-	)
+	var o options
 	// In a cluster the operator may run with several replicas; out of it (make run, make demo) one process is usual.
 	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, behind Kubernetes authentication and authorization.")
-	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+	flag.BoolVar(&o.http2, "enable-http2", false,
 		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
-	flag.BoolVar(&leaderElect, "leader-elect", inCluster,
+	flag.BoolVar(&o.leaderElect, "leader-elect", inCluster,
 		"Use leader election so that only one replica reconciles (default true in a cluster).")
-	flag.StringVar(&leaderNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
 		"Namespace of the leader election Lease; defaults to $POD_NAMESPACE (set by the Deployment), else the pod's own namespace.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), o); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "Operator stopped with an error")
+		os.Exit(1)
+	}
+}
+
+// run waits for the ServiceMesh CRD, then runs the manager until ctx ends.
+func run(ctx context.Context, cfg *rest.Config, o options) error {
 	log := ctrl.Log.WithName("setup")
+	if err := waitForServiceMeshCRD(ctx, cfg, o.probeAddr); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting
+		}
+		return err
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(meshv1.AddToScheme(scheme))
 
 	var tlsOpts []func(*tls.Config)
-	if !enableHTTP2 {
+	if !o.http2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
-	if secureMetrics {
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
+	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "meshwright.mesh.meshwright.dev",
-		LeaderElectionNamespace: leaderNS,
+		LeaderElectionNamespace: o.leaderElectionNamespace,
 		// A replica that stops releases the Lease, so its successor (a rolling update, a restart) starts at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
 		Client:                        controllers.ClientOptions(),
 	})
 	if err != nil {
-		log.Error(err, "Unable to create manager")
-		os.Exit(1)
+		return fmt.Errorf("creating the manager: %w", err)
 	}
 	reconciler, err := controllers.NewServiceMeshReconciler(mgr)
 	if err != nil {
-		log.Error(err, "Unable to create controller", "controller", "ServiceMesh")
-		os.Exit(1)
+		return fmt.Errorf("creating the ServiceMesh controller: %w", err)
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
-		log.Error(err, "Unable to set up controller", "controller", "ServiceMesh")
-		os.Exit(1)
+		return fmt.Errorf("setting up the ServiceMesh controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to set up health check")
-		os.Exit(1)
+		return fmt.Errorf("setting up the health check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to set up ready check")
-		os.Exit(1)
+		return fmt.Errorf("setting up the ready check: %w", err)
 	}
 	log.Info("Starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "Manager exited with an error")
-		os.Exit(1)
+	return mgr.Start(ctx)
+}
+
+// waitForServiceMeshCRD returns once the API server serves ServiceMeshes. The manager cannot even be created before
+// that (its cache must know whether ServiceMesh is namespaced), yet `kubectl apply -k config/default` and OLM create
+// the CRD and the operator's Deployment together. Meanwhile the health probes are answered here, so that the kubelet
+// does not restart a process that is only waiting; the manager takes the probe address over afterwards.
+func waitForServiceMeshCRD(ctx context.Context, cfg *rest.Config, probeAddr string) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating a discovery client: %w", err)
 	}
+	served := func() error {
+		list, err := dc.ServerResourcesForGroupVersion(meshv1.GroupVersion.String())
+		if err != nil {
+			return err
+		}
+		for _, r := range list.APIResources {
+			if r.Name == "servicemeshes" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s serves no servicemeshes", meshv1.GroupVersion)
+	}
+	why := served()
+	if why == nil {
+		return nil
+	}
+	log := ctrl.Log.WithName("setup")
+	log.Info("Waiting for the ServiceMesh CRD to be established", "reason", why.Error())
+	stop, err := serveProbes(probeAddr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for delay := 500 * time.Millisecond; served() != nil; delay = min(2*delay, 10*time.Second) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the ServiceMesh CRD: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+	log.Info("ServiceMesh CRD established")
+	return nil
+}
+
+// serveProbes answers /healthz and /readyz on addr until stop is called ("0" or "" serves nothing).
+func serveProbes(addr string) (stop func(), err error) {
+	if addr == "" || addr == "0" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for health probes on %s: %w", addr, err)
+	}
+	ping := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}
+	mux := http.NewServeMux()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		mux.Handle(path, http.StripPrefix(path, ping))
+		mux.Handle(path+"/", http.StripPrefix(path, ping))
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
