@@ -369,3 +369,51 @@ func installedByAUser(t *testing.T, name string) *apiextensionsv1.CustomResource
 	})
 	return crd
 }
+
+// countingReader counts the reads that reach the API server.
+type countingReader struct {
+	client.Reader
+	gets int
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets++
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func TestTheOwnershipCheckAsksTheAPIServerOnlyAboutObjectsMissingFromTheCache(t *testing.T) {
+	mesh := installReady(t, "ownership-reads")
+	v, err := istio.DefaultCatalog.Resolve(mesh.Spec.Version, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := render.Render(render.Config{MeshName: mesh.Name, Namespace: mesh.Spec.Namespace, Hub: istio.DefaultCatalog.Hub,
+		Version: v, Spec: mesh.Spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := &countingReader{Reader: k8sClient}
+	a := &apply.Applier{Reader: reconciler.Client, Writer: reconciler.Client, Uncached: reads, OwnerLabel: render.LabelOwner, Owner: mesh.Name}
+
+	t.Run("a steady state costs no request", func(t *testing.T) {
+		claims, err := a.Check(context.Background(), objs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads.gets != 0 || len(claims) != 0 {
+			t.Errorf("checking %d labelled objects cost %d GETs (claims %v), want 0", len(objs), reads.gets, claims)
+		}
+	})
+
+	t.Run("an object missing from the cache costs one request", func(t *testing.T) {
+		reads.gets = 0
+		extra := userObject(configMapKind, mesh.Spec.Namespace, "not-rendered", nil)
+		claims, err := a.Check(context.Background(), append(slices.Clone(objs), extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads.gets != 1 || claims[apply.IDOf(extra)] != apply.ClaimCreate {
+			t.Errorf("%d GETs, claims %v; want 1 GET and the absent object claimed for creation", reads.gets, claims)
+		}
+	})
+}

@@ -44,7 +44,8 @@ type ServiceMeshReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	client.Client
 	// APIReader reads straight from the API server: the ServiceMesh itself (its status holds revision state that
-	// must not be read stale) and the rare lists not worth caching (workloads during a rollout).
+	// must not be read stale), the rare lists not worth caching (workloads during a rollout), and the ownership check
+	// of rendered objects missing from the label-filtered cache (an object Meshwright did not label is in no cache).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Catalog lists the supported Istio versions; DefaultCatalog unless a test swaps it.
