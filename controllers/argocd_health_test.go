@@ -46,8 +46,7 @@ func TestArgoCDHealthTestdataIsCapturedFromTheOperator(t *testing.T) {
 		t.Run(s.file+" has the status shape the operator produces", func(t *testing.T) {
 			captured := readManifest(t, path)
 			if got, want := statusShape(captured), statusShape(s.obj); !slices.Equal(got, want) {
-				t.Errorf("captured %v\n live %v\nrun `go test ./controllers -run TestArgoCDHealthTestdata -update-argocd` and review config/argocd/health_test.yaml",
-					got, want)
+				t.Errorf("captured %v\n    live %v\nrun `make argocd` and review config/argocd/health_test.yaml", got, want)
 			}
 		})
 	}
@@ -153,8 +152,8 @@ func writeCaptured(path string, obj *unstructured.Unstructured) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	header := "# Captured from the operator by controllers/argocd_health_test.go (go test ./controllers -run TestArgoCDHealthTestdata\n" +
-		"# -update-argocd); do not edit. The expected health is in ../health_test.yaml.\n"
+	header := "# Captured from the operator by controllers/argocd_health_test.go (`make argocd`, or go test ./controllers -run\n" +
+		"# TestArgoCDHealthTestdata -update-argocd); do not edit. The expected health is in ../health_test.yaml.\n"
 	if err := os.WriteFile(path, append([]byte(header), data...), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
