@@ -69,4 +69,5 @@ local function health(mesh)
   return verdict("Progressing", explain("Not ready", ready))
 end
 
-return health(obj)
+local hs = health(obj)
+return hs
