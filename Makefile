@@ -50,6 +50,12 @@ test: vet $(CONTROLLER_GEN) ## Build the Kubernetes binaries if needed, then run
 bench: ## Run the benchmarks (install latency, API requests per reconcile, CPU and memory) and print the figures.
 	hack/bench.sh
 
+.PHONY: argocd
+argocd: ## Capture config/argocd/testdata from the operator (envtest), regenerate argocd-cm.yaml from health.lua, test the script.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) go test ./controllers -count=1 -run TestArgoCDHealthTestdata -update-argocd
+	go test ./internal/argocd -count=1 -run TestArgoCDConfigMap -update
+	go test ./internal/argocd -count=1
+
 ##@ Local cluster
 
 .PHONY: binaries

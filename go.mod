@@ -8,6 +8,7 @@ require (
 	github.com/meshwright/istio-1.30 v0.0.0
 	github.com/meshwright/istio-1.31 v0.0.0
 	github.com/prometheus/client_golang v1.24.1
+	github.com/yuin/gopher-lua v1.1.2
 	go.uber.org/zap v1.28.0
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.0
