@@ -42,14 +42,14 @@ func Push(ctx context.Context, dir, ref string, options ...remote.Option) (v1.Ha
 	return artifact.Descriptor.Digest, nil
 }
 
-// PushError says which registry refused a push and why, in one line fit for a terminal.
+// PushError says which registry a push failed at and why, in one line fit for a terminal.
 type PushError struct {
 	Reference name.Reference
 	Err       error
 }
 
 func (e *PushError) Error() string {
-	return fmt.Sprintf("pushing %s: registry %s refused: %s", e.Reference.Name(), e.Reference.Context().RegistryStr(),
+	return fmt.Sprintf("pushing %s to registry %s: %s", e.Reference.Name(), e.Reference.Context().RegistryStr(),
 		reason(e.Err))
 }
 
