@@ -189,4 +189,3 @@ func TestBundleInstallsAsOLMWouldAndItsExampleBecomesReady(t *testing.T) {
 	t.Logf("the alm-examples ServiceMesh %q is Ready under the operator installed from the bundle", mesh.Name)
 	deleteAndWait(t, mesh)
 }
-
