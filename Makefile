@@ -58,6 +58,11 @@ vet: ## Run go vet.
 test: vet $(CONTROLLER_GEN) ## Build the Kubernetes binaries if needed, then run every test against a real API server and a kwok cluster.
 	hack/test.sh
 
+.PHONY: fuzz
+fuzz: ## Fuzz values merging and rendering for FUZZTIME each (default 60s); `make test` runs their seed corpus.
+	go test ./internal/render -run '^$$' -fuzz '^FuzzValues$$' -fuzztime $(or $(FUZZTIME),60s)
+	go test ./internal/render -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(or $(FUZZTIME),60s)
+
 .PHONY: bench
 bench: ## Run the benchmarks (install latency, API requests per reconcile, CPU and memory) and print the figures.
 	hack/bench.sh
