@@ -1,6 +1,18 @@
 # Meshwright — conventional kubebuilder targets plus `demo` (the embedded default) and `cluster` (a local kwok cluster).
 
 IMG ?= meshwright/meshwright:latest
+# Images are built without Docker (hack/image) into OCI image layouts under bin/; the *-push targets need a reference.
+VERSION ?= 0.1.0
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_SOURCE ?= https://github.com/meshwright/meshwright
+BUNDLE_IMG ?=
+CATALOG_IMG ?=
+# given(VAR) is VAR's value when it came from the command line or the environment, empty when only this Makefile
+# set it: a push to the default IMG would send the image to Docker Hub's meshwright/ namespace.
+given = $(if $(filter file default undefined,$(origin $(1))),,$($(1)))
+IMAGE_TOOL ?= $(LOCALBIN)/image-tool
+OCI_LABELS = --label org.opencontainers.image.source=$(IMAGE_SOURCE) --label org.opencontainers.image.version=$(VERSION) \
+	$(if $(REVISION),--label org.opencontainers.image.revision=$(REVISION))
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 
@@ -46,9 +58,20 @@ vet: ## Run go vet.
 test: vet $(CONTROLLER_GEN) ## Build the Kubernetes binaries if needed, then run every test against a real API server and a kwok cluster.
 	hack/test.sh
 
+.PHONY: fuzz
+fuzz: ## Fuzz values merging and rendering for FUZZTIME each (default 60s); `make test` runs their seed corpus.
+	go test ./internal/render -run '^$$' -fuzz '^FuzzValues$$' -fuzztime $(or $(FUZZTIME),60s)
+	go test ./internal/render -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(or $(FUZZTIME),60s)
+
 .PHONY: bench
 bench: ## Run the benchmarks (install latency, API requests per reconcile, CPU and memory) and print the figures.
 	hack/bench.sh
+
+.PHONY: argocd
+argocd: ## Capture config/argocd/testdata from the operator (envtest), regenerate argocd-cm.yaml from health.lua, test the script.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) go test ./controllers -count=1 -run TestArgoCDHealthTestdata -update-argocd
+	go test ./internal/argocd -count=1 -run TestArgoCDConfigMap -update
+	go test ./internal/argocd -count=1
 
 ##@ Local cluster
 
@@ -78,7 +101,35 @@ build: manifests generate fmt vet ## Build the manager binary.
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig.
 	go run ./main.go
 
+.PHONY: docker-build
+docker-build: image-tool ## Build the manager image (linux/amd64, linux/arm64) into the OCI layout bin/image, without Docker.
+	@$(IMAGE_TOOL) manager --out bin/image --version $(VERSION) --revision "$(REVISION)" --source $(IMAGE_SOURCE)
+
+.PHONY: bundle-build
+bundle-build: image-tool ## Build the OLM bundle image (bundle/manifests, bundle/metadata, labels from annotations.yaml) into bin/bundle-image.
+	@$(IMAGE_TOOL) files --out bin/bundle-image --tag $(VERSION) \
+		--labels-from bundle/metadata/annotations.yaml $(OCI_LABELS) \
+		--dir bundle/manifests:/manifests --dir bundle/metadata:/metadata \
+		$(if $(wildcard bundle/tests/scorecard),--dir bundle/tests/scorecard:/tests/scorecard)
+
+.PHONY: catalog-build
+catalog-build: image-tool ## Build the file-based catalog image (catalog/ as /configs) into bin/catalog-image.
+	@$(IMAGE_TOOL) files --out bin/catalog-image --tag $(VERSION) $(OCI_LABELS) \
+		--label operators.operatorframework.io.index.configs.v1=/configs --dir catalog:/configs
+
 ##@ Deployment
+
+.PHONY: docker-push
+docker-push: image-tool ## Push bin/image to IMG, which must be given: make docker-push IMG=registry.example.com/meshwright:v0.1.0
+	@$(IMAGE_TOOL) push --layout bin/image --var IMG --image "$(call given,IMG)"
+
+.PHONY: bundle-push
+bundle-push: image-tool ## Push bin/bundle-image to BUNDLE_IMG (required).
+	@$(IMAGE_TOOL) push --layout bin/bundle-image --var BUNDLE_IMG --image "$(call given,BUNDLE_IMG)"
+
+.PHONY: catalog-push
+catalog-push: image-tool ## Push bin/catalog-image to CATALOG_IMG (required).
+	@$(IMAGE_TOOL) push --layout bin/catalog-image --var CATALOG_IMG --image "$(call given,CATALOG_IMG)"
 
 .PHONY: install
 install: manifests $(KUSTOMIZE) ## Install the CRDs into the current cluster.
@@ -109,6 +160,10 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 $(KUSTOMIZE): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(LOCALBIN)/kustomize $@
+
+.PHONY: image-tool
+image-tool: | $(LOCALBIN) ## Build hack/image (the image builder behind docker-*, bundle-* and catalog-*) into bin/.
+	@go build -o $(IMAGE_TOOL) ./hack/image
 
 .PHONY: controller-gen kustomize
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.

@@ -17,15 +17,21 @@ import (
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crleaderelection "sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/controllers"
+	"github.com/meshwright/meshwright/internal/leader"
 )
+
+// leaderElectionID names the Lease the replicas compete for.
+const leaderElectionID = "meshwright.mesh.meshwright.dev"
 
 // options are the command-line settings run needs.
 type options struct {
@@ -33,6 +39,8 @@ type options struct {
 	secureMetrics, http2    bool
 	leaderElect             bool
 	leaderElectionNamespace string
+	// Lease timing: how long others wait before taking over, how long the leader tries to renew, how often.
+	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
 
 func main() {
@@ -50,6 +58,11 @@ func main() {
 		"Use leader election so that only one replica reconciles (default true in a cluster).")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
 		"Namespace of the leader election Lease; defaults to $POD_NAMESPACE (set by the Deployment), else the pod's own namespace.")
+	flag.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long other replicas wait, after the leader's last renewal, before taking the Lease over.")
+	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew before it gives up, and stops writing; shorter than the lease duration.")
+	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often the Lease is renewed or tried.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -84,13 +97,34 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
+	// With leader election, every write is fenced behind the Lease (internal/leader): a replica that was paused past
+	// its renew deadline writes nothing before it learns that another replica leads.
+	var (
+		fence *leader.Fence
+		lock  resourcelock.Interface
+		err   error
+	)
+	if o.leaderElect {
+		fence = leader.NewFence(o.renewDeadline)
+		lock, err = fence.NewResourceLock(cfg, crleaderelection.Options{LeaderElection: true,
+			LeaderElectionID: leaderElectionID, LeaderElectionNamespace: o.leaderElectionNamespace, RenewDeadline: o.renewDeadline})
+		if err != nil {
+			return fmt.Errorf("setting up leader election: %w", err)
+		}
+	}
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "meshwright.mesh.meshwright.dev",
+		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// The fenced Lease lock (nil without leader election).
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       &o.leaseDuration,
+		RenewDeadline:                       &o.renewDeadline,
+		RetryPeriod:                         &o.retryPeriod,
 		// A replica that stops releases the Lease, so its successor (a rolling update, a restart) starts at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
@@ -102,6 +136,9 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	reconciler, err := controllers.NewServiceMeshReconciler(mgr)
 	if err != nil {
 		return fmt.Errorf("creating the ServiceMesh controller: %w", err)
+	}
+	if fence != nil {
+		reconciler.Client = fence.Client(reconciler.Client)
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ServiceMesh controller: %w", err)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -11,8 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/testutil"
@@ -171,4 +175,49 @@ func updateMesh(t testing.TB, mesh *meshv1.ServiceMesh, mutate func(*meshv1.Serv
 	waitForMesh(t, mesh, reconciled)
 	markRolledOut(t, mesh.Spec.Namespace, "istiod")
 	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+}
+
+// readManifest reads a one-object YAML manifest (a sample, a captured object) as the API server would receive it.
+func readManifest(t testing.TB, path string) *unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err = yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(data); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return u
+}
+
+// liveMesh reads the ServiceMesh as the API server stores it: no typed defaults (a typed ServiceMesh always
+// serialises status.observedGeneration, even when the server has no status at all).
+func liveMesh(t testing.TB, name string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(meshv1.GroupVersion.WithKind("ServiceMesh"))
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Name: name}, u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// waitForLiveMesh polls the stored ServiceMesh until cond accepts its typed form, and returns the stored object.
+func waitForLiveMesh(t testing.TB, name string, cond func(*meshv1.ServiceMesh) error) *unstructured.Unstructured {
+	t.Helper()
+	var live *unstructured.Unstructured
+	testutil.Eventually(t, waitTimeout, func() error {
+		live = liveMesh(t, name)
+		typed := &meshv1.ServiceMesh{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(live.Object, typed); err != nil {
+			return err
+		}
+		return cond(typed)
+	})
+	return live
 }

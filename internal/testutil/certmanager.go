@@ -50,6 +50,12 @@ func InstallCertManagerCRDs(t testing.TB, c client.Client) {
 func SimulateIssuance(t testing.TB, c client.Client, namespace, certName, secretName string, notAfter time.Time) {
 	t.Helper()
 	ctx := context.Background()
+	cert := &unstructured.Unstructured{}
+	cert.SetAPIVersion("cert-manager.io/v1")
+	cert.SetKind("Certificate")
+	Eventually(t, time.Minute, func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: certName}, cert)
+	})
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: secretName}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{"tls.crt": []byte("simulated " + notAfter.String()), "tls.key": []byte("simulated"), "ca.crt": []byte("simulated root")}}
 	if err := c.Create(ctx, secret); apierrors.IsAlreadyExists(err) {
@@ -60,12 +66,6 @@ func SimulateIssuance(t testing.TB, c client.Client, namespace, certName, secret
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	cert := &unstructured.Unstructured{}
-	cert.SetAPIVersion("cert-manager.io/v1")
-	cert.SetKind("Certificate")
-	Eventually(t, time.Minute, func() error {
-		return c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: certName}, cert)
-	})
 	_ = unstructured.SetNestedField(cert.Object, map[string]any{
 		"notAfter": notAfter.UTC().Format(time.RFC3339),
 		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Ready",

@@ -347,4 +347,3 @@ func containsArg(args []string, want string) bool {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-

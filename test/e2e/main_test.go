@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -51,6 +52,8 @@ var (
 	managerBin string
 	// operator is the running operator process (see operator.go); benchmarks read its /proc entries.
 	operator *operatorProcess
+	// defaultDeployment is the manager Deployment config/default installed; the operator process runs as it.
+	defaultDeployment *appsv1.Deployment
 	// metricsToken authenticates scrapes of the operator's secure metrics endpoint (a ServiceAccount bound to the
 	// metrics-reader ClusterRole that config/rbac ships).
 	metricsToken string
@@ -98,15 +101,14 @@ func run(m *testing.M) (int, error) {
 		return 1, err
 	}
 	step("extracted /manager from the image")
-	deploy, err := deployDefault(ctx)
-	if err != nil {
+	if defaultDeployment, err = deployDefault(ctx); err != nil {
 		return 1, err
 	}
 	step("config/default deployed, manager Deployment Available")
 	if metricsToken, err = metricsScraperToken(ctx); err != nil {
 		return 1, err
 	}
-	if operator, err = startOperator(ctx, deploy, "operator"); err != nil {
+	if operator, err = startOperator(ctx, defaultDeployment, "operator"); err != nil {
 		return 1, err
 	}
 	step("operator running under its ServiceAccount")

@@ -80,6 +80,7 @@ func TestCertManagerCAUnderTheOperatorsServiceAccount(t *testing.T) {
 	if err := k8sClient.Create(ctx, mesh); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { deleteAndWait(t, mesh) })
 	ns := mesh.Spec.Namespace
 
 	first := time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second)
