@@ -57,6 +57,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	if err := r.Patch(ctx, mesh, patch); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
+	caExpiry.forget(mesh.Name)
 	return ctrl.Result{}, nil
 }
 
