@@ -60,18 +60,25 @@ func renderedCAPolicy(t *testing.T) caPolicy {
 	if root == nil || inter == nil {
 		t.Fatalf("the render lacks the root or the intermediate Certificate: %v", certs)
 	}
-	if root.Spec.RenewBefore == nil || root.Spec.Duration == nil || root.Spec.PrivateKey == nil {
-		t.Fatalf("the root Certificate must say when it is renewed and what happens to its key: %+v", root.Spec)
+	if root.Spec.Duration == nil || root.Spec.PrivateKey == nil || inter.Spec.Duration == nil || inter.Spec.RenewBefore == nil {
+		t.Fatalf("the root and intermediate Certificates must state their lifetime, renewal and key: %+v, %+v", root.Spec, inter.Spec)
 	}
 	if root.Spec.PrivateKey.Algorithm != cmv1.ECDSAKeyAlgorithm || root.Spec.PrivateKey.Size != 256 {
 		t.Fatalf("the simulation issues ECDSA P-256 keys, the render asks for %+v", root.Spec.PrivateKey)
+	}
+	// Without renewBefore cert-manager renews when a third of the lifetime remains.
+	rootRenewBefore := root.Spec.Duration.Duration / 3
+	if root.Spec.RenewBefore == nil {
+		t.Error("the root Certificate has no renewBefore: when it is renewed is left to cert-manager's default")
+	} else {
+		rootRenewBefore = root.Spec.RenewBefore.Duration
 	}
 	subject := func(c *cmv1.Certificate) pkix.Name {
 		return pkix.Name{CommonName: c.Spec.CommonName, Organization: c.Spec.Subject.Organizations}
 	}
 	return caPolicy{
 		rootSubject: subject(root), intermediateSubject: subject(inter),
-		rootDuration: root.Spec.Duration.Duration, rootRenewBefore: root.Spec.RenewBefore.Duration,
+		rootDuration: root.Spec.Duration.Duration, rootRenewBefore: rootRenewBefore,
 		rootRotation:         root.Spec.PrivateKey.RotationPolicy,
 		intermediateDuration: inter.Spec.Duration.Duration, renewBefore: inter.Spec.RenewBefore.Duration,
 	}
