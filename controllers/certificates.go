@@ -109,7 +109,7 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 	if ready && s.caRoot == "" {
 		// Issued, but the Secret (or its labels, which cert-manager copies from secretTemplate) has not reached the
 		// cache yet: istiod must not start before its pod template names the root it will load.
-		ready, pending = false, append(pending, "Secret "+render.CACertsSecret)
+		ready, pending = false, append(pending, "ca.crt in Secret "+render.CACertsSecret)
 	}
 	if !ready {
 		msg := fmt.Sprintf("Waiting for cert-manager to issue %s; istiod starts once its CA exists", strings.Join(pending, ", "))
