@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,20 +13,27 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/status"
 )
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;update;patch;delete
+// The CA Secrets cert-manager writes: read for the root istiod loads, deleted with the mesh (never written).
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications,verbs=get;list;watch;create;update;patch;delete
 
 // certManagerCRD is the CRD whose presence means cert-manager is installed.
@@ -39,7 +49,11 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 	if !render.UsesCertManager(s.mesh.Spec) {
 		meta.RemoveStatusCondition(&s.mesh.Status.Conditions, meshv1.ConditionCertificatesReady)
 		s.mesh.Status.Certificates = nil
-		caExpiry.forget(s.mesh.Name)
+		// The expiry stays exported while a Certificate the inventory lists may still exist (it is pruned later in
+		// this reconcile, and its deletion triggers the next one).
+		if !inventoryHasCertificates(s.mesh) {
+			caExpiry.forget(s.mesh.Name)
+		}
 		return ctrl.Result{}, nil
 	}
 	if _, err := r.RESTMapper().RESTMapping(certificateGVK.GroupKind(), certificateGVK.Version); meta.IsNoMatchError(err) {
@@ -67,9 +81,13 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 	if res, err := r.applyObjects(ctx, s, certObjs); err != nil || !res.IsZero() {
 		return res, err
 	}
+	// The Secrets cert-manager writes for these Certificates are inventoried (never applied), so that deletion and
+	// pruning remove them after their Certificates.
+	s.mesh.Status.Inventory.Entries = union(s.mesh.Status.Inventory.Entries, apply.Inventory(render.CASecrets(certObjs)))
 
 	ready, pending := true, []string{}
 	s.mesh.Status.Certificates = nil
+	expiries := map[string]time.Time{}
 	for _, o := range certObjs {
 		if o.GetKind() != certificateGVK.Kind {
 			continue
@@ -80,12 +98,18 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 		}
 		s.mesh.Status.Certificates = append(s.mesh.Status.Certificates, cs)
 		if cs.NotAfter != nil {
-			caExpiry.set(s.mesh.Name, cs.Name, cs.NotAfter.Time)
+			expiries[cs.Name] = cs.NotAfter.Time
 		}
 		if !cs.Ready {
 			ready = false
 			pending = append(pending, cs.Name)
 		}
+	}
+	caExpiry.replace(s.mesh.Name, expiries)
+	if ready && s.caRoot == "" {
+		// Issued, but the Secret (or its labels, which cert-manager copies from secretTemplate) has not reached the
+		// cache yet: istiod must not start before its pod template names the root it will load.
+		ready, pending = false, append(pending, "ca.crt in Secret "+render.CACertsSecret)
 	}
 	if !ready {
 		msg := fmt.Sprintf("Waiting for cert-manager to issue %s; istiod starts once its CA exists", strings.Join(pending, ", "))
@@ -96,6 +120,67 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 	status.SetComponent(s.mesh, meshv1.ConditionCertificatesReady, true, meshv1.ReasonReady,
 		fmt.Sprintf("cert-manager issued istiod's CA (Secret %s/%s)", s.mesh.Spec.Namespace, render.CACertsSecret))
 	return ctrl.Result{}, nil
+}
+
+// caRootFingerprint returns the fingerprint of ca.crt in the Secret cacerts ("" while it does not exist), read from
+// the label-filtered cache, which sees the Secret through the labels of the Certificate's secretTemplate.
+func (r *ServiceMeshReconciler) caRootFingerprint(ctx context.Context, mesh *meshv1.ServiceMesh) (string, error) {
+	if !render.UsesCertManager(mesh.Spec) {
+		return "", nil
+	}
+	r.ensureCASecretWatch(ctx)
+	secret := &unstructured.Unstructured{}
+	secret.SetGroupVersionKind(secretGVK)
+	if err := r.Get(ctx, client.ObjectKey{Namespace: mesh.Spec.Namespace, Name: render.CACertsSecret}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("reading Secret %s/%s: %w", mesh.Spec.Namespace, render.CACertsSecret, err)
+	}
+	encoded, _, _ := unstructured.NestedString(secret.Object, "data", "ca.crt")
+	root, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil || len(root) == 0 {
+		return "", nil
+	}
+	sum := sha256.Sum256(root)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+var secretGVK = schema.GroupVersionKind{Version: "v1", Kind: "Secret"}
+
+// ensureCASecretWatch watches Meshwright's labelled Secrets (the CA Secrets cert-manager writes), so that a new root
+// in cacerts is rendered into istiod's pod template at once, not at the next unrelated reconcile.
+func (r *ServiceMeshReconciler) ensureCASecretWatch(ctx context.Context) {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	if r.watched[secretGVK] || r.controller == nil {
+		return
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(secretGVK)
+	if err := r.controller.Watch(source.Kind[client.Object](r.cache, u, handler.EnqueueRequestsFromMapFunc(ownerOf),
+		renderedObjectChanged{})); err != nil {
+		log.FromContext(ctx).Error(err, "Unable to watch", "kind", secretGVK.String())
+		return
+	}
+	r.watched[secretGVK] = true
+}
+
+// isCASecret reports whether an inventory entry is a Secret: Meshwright renders none, so it is one cert-manager
+// writes for a Certificate. It is deleted after every Certificate, or cert-manager would write it again.
+func isCASecret(entry string) bool {
+	id, err := apply.ParseID(entry)
+	return err == nil && id.GroupKind == secretGVK.GroupKind()
+}
+
+func inventoryHasCertificates(mesh *meshv1.ServiceMesh) bool {
+	if mesh.Status.Inventory == nil {
+		return false
+	}
+	return slices.ContainsFunc(mesh.Status.Inventory.Entries, func(e string) bool {
+		id, err := apply.ParseID(e)
+		return err == nil && id.GroupKind == certificateGVK.GroupKind()
+	})
 }
 
 func (r *ServiceMeshReconciler) certManagerCRDExists(ctx context.Context) bool {
@@ -145,15 +230,23 @@ func newExpiryCollector() *expiryCollector {
 	return c
 }
 
-func (c *expiryCollector) set(mesh, cert string, notAfter time.Time) {
+// replace makes notAfter the mesh's only certificates, so a Certificate no longer rendered stops being exported.
+func (c *expiryCollector) replace(mesh string, notAfter map[string]time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.at[[2]string{mesh, cert}] = notAfter
+	c.forgetLocked(mesh)
+	for cert, t := range notAfter {
+		c.at[[2]string{mesh, cert}] = t
+	}
 }
 
 func (c *expiryCollector) forget(mesh string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgetLocked(mesh)
+}
+
+func (c *expiryCollector) forgetLocked(mesh string) {
 	for k := range c.at {
 		if k[0] == mesh {
 			delete(c.at, k)

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/testutil"
 )
@@ -113,6 +117,9 @@ func TestCertManagerCA(t *testing.T) {
 		if !mountsCacerts {
 			t.Fatal("istiod does not mount the cacerts Secret")
 		}
+		if got, want := dep.Spec.Template.Annotations[render.AnnotationCARoot], fingerprint("simulated root"); got != want {
+			t.Errorf("istiod's pod template names the root %q, want %q (ca.crt of cacerts)", got, want)
+		}
 		templateBefore := dep.Spec.Template.DeepCopy()
 
 		rotated := first.Add(30 * 24 * time.Hour)
@@ -143,6 +150,47 @@ func TestCertManagerCA(t *testing.T) {
 		})
 	})
 
+	t.Run("the CA Secrets carry Meshwright's labels and are inventoried, but never applied by Meshwright", func(t *testing.T) {
+		for _, name := range []string{render.CACertsSecret, render.RootCertificateName(mesh.Name)} {
+			secret := &corev1.Secret{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, secret); err != nil {
+				t.Fatal(err)
+			}
+			l := secret.Labels
+			if l[render.LabelOwner] != mesh.Name || l[render.LabelManagedBy] != render.ManagedBy || l[render.LabelComponent] != render.ComponentCertificates {
+				t.Errorf("Secret %s has labels %v, want the owner, managed-by and component labels from the Certificate's secretTemplate", name, l)
+			}
+			for _, f := range secret.ManagedFields {
+				if f.Manager == apply.FieldOwner {
+					t.Errorf("Meshwright wrote Secret %s (managedFields %+v); cert-manager alone writes it", name, f)
+				}
+			}
+			waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
+				if id := ns + "_" + name + "__Secret"; m.Status.Inventory == nil || !slices.Contains(m.Status.Inventory.Entries, id) {
+					return fmt.Errorf("status.inventory lacks %s: %v", id, m.Status.Inventory)
+				}
+				return nil
+			})
+		}
+	})
+
+	t.Run("a renewed root reaching cacerts restarts istiod, which does not hot-reload a new root", func(t *testing.T) {
+		renewed := time.Now().Add(400 * 24 * time.Hour).Truncate(time.Second)
+		testutil.SimulateIssuanceWithRoot(t, k8sClient, ns, render.IntermediateCertificateName(mesh.Name), render.CACertsSecret, renewed, "renewed root")
+		testutil.Eventually(t, waitTimeout, func() error {
+			dep := &appsv1.Deployment{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "istiod"}, dep); err != nil {
+				return err
+			}
+			if got, want := dep.Spec.Template.Annotations[render.AnnotationCARoot], fingerprint("renewed root"); got != want {
+				return fmt.Errorf("istiod's pod template names the root %q, want %q", got, want)
+			}
+			return nil
+		})
+		markRolledOut(t, ns, "istiod")
+		waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+	})
+
 	t.Run("the mesh-wide PeerAuthentication follows spec.security.mtls", func(t *testing.T) {
 		for _, mode := range []string{"STRICT", "PERMISSIVE", "DISABLE"} {
 			patch := client.MergeFrom(mesh.DeepCopy())
@@ -164,7 +212,10 @@ func TestCertManagerCA(t *testing.T) {
 		}
 	})
 
-	t.Run("deleting the mesh removes the certificates and issuers Meshwright created", func(t *testing.T) {
+	t.Run("deleting the mesh removes the certificates, issuers and CA Secrets, and stops exporting their expiry", func(t *testing.T) {
+		if caExpiryFor(t, mesh.Name, render.RootCertificateName(mesh.Name)) <= 0 {
+			t.Fatal("the root's expiry is not exported before the deletion; the check below would prove nothing")
+		}
 		deleteMesh(t, mesh)
 		for _, ref := range []struct{ kind, name string }{
 			{"Certificate", render.RootCertificateName(mesh.Name)}, {"Certificate", render.IntermediateCertificateName(mesh.Name)},
@@ -175,6 +226,17 @@ func TestCertManagerCA(t *testing.T) {
 			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.name}, u)
 			if !apierrors.IsNotFound(err) && u.GetDeletionTimestamp() == nil {
 				t.Errorf("%s %s survived the deletion (%v)", ref.kind, ref.name, err)
+			}
+		}
+		for _, name := range []string{render.CACertsSecret, render.RootCertificateName(mesh.Name)} {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{})
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("Secret %s survived the deletion (%v): istiod would sign with an intermediate nobody renews", name, err)
+			}
+		}
+		for _, cert := range []string{render.RootCertificateName(mesh.Name), render.IntermediateCertificateName(mesh.Name)} {
+			if v := caExpiryFor(t, mesh.Name, cert); v != 0 {
+				t.Errorf("meshwright_ca_certificate_expiry_seconds{certificate=%q} is still exported (%v) after the mesh is gone", cert, v)
 			}
 		}
 	})
@@ -229,4 +291,38 @@ func caExpiryFor(t *testing.T, mesh, cert string) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+func fingerprint(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return hex.EncodeToString(sum[:8])
+}
+
+// cert-manager writes a Certificate's Secret again while the Certificate exists, so deletion and pruning must remove
+// the Secret only after the Certificate.
+func TestCASecretsAreDeletedAfterTheirCertificates(t *testing.T) {
+	ordered := orderForDeletion([]string{
+		"istio-system_cacerts__Secret",
+		"istio-system_istiod_apps_Deployment",
+		"istio-system_mesh-istiod-ca_cert-manager.io_Certificate",
+		"istio-system_mesh-root-ca__Secret",
+		"istio-system_mesh-root-ca_cert-manager.io_Certificate",
+		"istio-system_mesh-root-ca_cert-manager.io_Issuer",
+		"_istio-sidecar-injector_admissionregistration.k8s.io_MutatingWebhookConfiguration",
+	})
+	lastCertificate, firstSecret := -1, len(ordered)
+	for i, e := range ordered {
+		switch {
+		case strings.HasSuffix(e, "_Certificate"):
+			lastCertificate = max(lastCertificate, i)
+		case strings.HasSuffix(e, "__Secret"):
+			firstSecret = min(firstSecret, i)
+		}
+	}
+	if firstSecret < lastCertificate {
+		t.Errorf("a CA Secret is deleted before a Certificate that would write it again: %v", ordered)
+	}
+	if !strings.HasSuffix(ordered[0], "_MutatingWebhookConfiguration") {
+		t.Errorf("webhooks no longer go first: %v", ordered)
+	}
 }

@@ -52,6 +52,8 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Its CA certificates are gone with everything else: their expiry is no longer exported.
+	caExpiry.forget(mesh.Name)
 	patch := client.MergeFrom(mesh.DeepCopy())
 	controllerutil.RemoveFinalizer(mesh, meshv1.Finalizer)
 	if err := r.Patch(ctx, mesh, patch); err != nil && !apierrors.IsNotFound(err) {

@@ -14,6 +14,7 @@ import (
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
+	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/status"
 )
 
@@ -28,9 +29,11 @@ const (
 // checkOwnership makes sure, before the first write, that every rendered object is Meshwright's to write: absent,
 // labelled as this mesh's, annotated for adoption by it, or one of the kinds Meshwright never owns (an existing
 // Namespace is used as it is; an existing Istio CRD is updated and marked pre-existing). Any other live object is a
-// conflict: the mesh stalls naming every such object, and nothing is written.
+// conflict: the mesh stalls naming every such object, and nothing is written. The CA Secrets cert-manager writes for
+// the rendered Certificates are checked too: cert-manager would overwrite a user's Secret of that name (a "cacerts"
+// of their own) and Meshwright would delete it with the mesh.
 func (r *ServiceMeshReconciler) checkOwnership(ctx context.Context, s *scope) (ctrl.Result, error) {
-	claims, err := r.applier(s.mesh).Check(ctx, s.objects)
+	claims, err := r.applier(s.mesh).Check(ctx, append(slices.Clone(s.objects), render.CASecrets(s.objects)...))
 	if err != nil {
 		return r.conflictOr(s, err)
 	}

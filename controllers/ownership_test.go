@@ -159,21 +159,27 @@ func TestObjectsMeshwrightDidNotCreateAreAConflict(t *testing.T) {
 		name  string
 		user  func(ns string) []*unstructured.Unstructured
 		setup func(t *testing.T)
+		mesh  func(*meshv1.ServiceMesh)
 	}{
 		{"a user's ConfigMap istio and ServiceAccount istiod are both named", func(ns string) []*unstructured.Unstructured {
 			return []*unstructured.Unstructured{
 				userObject(configMapKind, ns, "istio", nil),
 				userObject(serviceAccountKind, ns, "istiod", nil),
 			}
-		}, nil},
+		}, nil, nil},
 		{"a user's PeerAuthentication default is named", func(ns string) []*unstructured.Unstructured {
 			pa := userObject(render.PeerAuthenticationGVK, ns, "default", nil)
 			pa.Object["spec"] = map[string]any{"mtls": map[string]any{"mode": "PERMISSIVE"}}
 			return []*unstructured.Unstructured{pa}
-		}, ensurePeerAuthenticationCRD},
+		}, ensurePeerAuthenticationCRD, nil},
 		{"a ConfigMap annotated for adoption by another mesh is named", func(ns string) []*unstructured.Unstructured {
 			return []*unstructured.Unstructured{userObject(configMapKind, ns, "istio", map[string]string{meshv1.AnnotationAdopt: "another-mesh"})}
-		}, nil},
+		}, nil, nil},
+		{"a user's Secret cacerts, which cert-manager would overwrite, is named", func(ns string) []*unstructured.Unstructured {
+			secret := userObject(corev1.SchemeGroupVersion.WithKind("Secret"), ns, render.CACertsSecret, nil)
+			secret.Object["stringData"] = map[string]any{"ca.crt": "the user's own root"}
+			return []*unstructured.Unstructured{secret}
+		}, func(t *testing.T) { testutil.InstallCertManagerCRDs(t, k8sClient) }, certManagerCA},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name+", nothing is written, and removing them lets the mesh proceed by itself", func(t *testing.T) {
@@ -185,7 +191,11 @@ func TestObjectsMeshwrightDidNotCreateAreAConflict(t *testing.T) {
 			userNamespace(t, name+"-system")
 			objs := tc.user(name + "-system")
 			createAll(t, objs...)
-			mesh := createMesh(t, name)
+			var mutate []func(*meshv1.ServiceMesh)
+			if tc.mesh != nil {
+				mutate = append(mutate, tc.mesh)
+			}
+			mesh := createMesh(t, name, mutate...)
 
 			msg := stalledOnConflict(t, mesh)
 			for _, o := range objs {
@@ -211,15 +221,13 @@ func TestObjectsMeshwrightDidNotCreateAreAConflict(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			testutil.Eventually(t, waitTimeout, func() error {
-				if !istiodExists(t, mesh.Spec.Namespace) {
-					return fmt.Errorf("istiod not created yet")
-				}
-				return nil
-			})
+			// The mesh now takes the names over as its own.
 			waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
 				if c := meta.FindStatusCondition(m.Status.Conditions, meshv1.ConditionStalled); c != nil {
 					return fmt.Errorf("still stalled: %s", c.Message)
+				}
+				if m.Status.Inventory == nil || !slices.Contains(m.Status.Inventory.Entries, apply.IDOf(objs[0]).String()) {
+					return fmt.Errorf("the inventory does not list %s yet", apply.IDOf(objs[0]).Describe())
 				}
 				return nil
 			})

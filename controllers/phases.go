@@ -62,7 +62,13 @@ func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctr
 }
 
 // render produces the desired objects, from the render cache when the inputs did not change. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
-func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result, error) {
+func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Result, error) {
+	caRoot, err := r.caRootFingerprint(ctx, s.mesh)
+	if err != nil {
+		s.outcome = status.Outcome{Reason: meshv1.ReasonCertificatesIssuing, Message: err.Error(), Reconciling: true}
+		return ctrl.Result{}, err
+	}
+	s.caRoot = caRoot
 	cfg := render.Config{
 		MeshName:        s.mesh.Name,
 		Namespace:       s.mesh.Spec.Namespace,
@@ -72,6 +78,7 @@ func (r *ServiceMeshReconciler) render(_ context.Context, s *scope) (ctrl.Result
 		DefaultRevision: s.tagTarget,
 		KubeVersion:     r.KubeVersion,
 		Spec:            s.mesh.Spec,
+		CARoot:          caRoot,
 		Owner: &metav1.OwnerReference{
 			APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: s.mesh.Name, UID: s.mesh.UID,
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -98,7 +105,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	r.ensureWatches(ctx, "security.istio.io")
 
-	current := apply.Inventory(s.objects)
+	current := union(apply.Inventory(s.objects), apply.Inventory(render.CASecrets(s.objects)))
 	stale := apply.Stale(previous, current)
 	// A revision still listed in status but no longer renderable (its version left the catalog) keeps its objects
 	// untouched until it is unused and retired.
@@ -242,7 +249,7 @@ func union(a, b []string) []string {
 }
 
 // orderForDeletion sorts inventory entries so that webhooks go first (a webhook left pointing at a deleted istiod
-// would block pod creation) and definitions last.
+// would block pod creation), then definitions, and the CA Secrets after the Certificates that write them.
 func orderForDeletion(ids []string) []string {
 	out := slices.Clone(ids)
 	stage := func(e string) render.Stage {
@@ -254,6 +261,12 @@ func orderForDeletion(ids []string) []string {
 		u.SetGroupVersionKind(id.GroupKind.WithVersion(""))
 		return render.StageOf(u)
 	}
-	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(stage(b), stage(a)) })
+	last := func(e string) int {
+		if isCASecret(e) {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Or(cmp.Compare(last(a), last(b)), cmp.Compare(stage(b), stage(a))) })
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -83,6 +84,9 @@ type scope struct {
 	// claims says on what ground rendered objects missing from the labelled cache may be written (checkOwnership).
 	claims  apply.Claims
 	outcome status.Outcome
+
+	// caRoot is the fingerprint of the root in cacerts the render used (cert-manager CA only).
+	caRoot string
 }
 
 // Reconcile drives one ServiceMesh towards its spec.
@@ -91,6 +95,9 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// that the previous reconcile may have just written, and acting on a stale copy could move tags back.
 	mesh := &meshv1.ServiceMesh{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, mesh); err != nil {
+		if apierrors.IsNotFound(err) {
+			caExpiry.forget(req.Name) // gone without our finalizer (someone removed it)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if paused(mesh) {

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -56,6 +58,12 @@ func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
 		{"an unknown mTLS mode", "", `{"security":{"mtls":"OPTIONAL"}}`, "spec.security.mtls"},
 		{"cert-manager settings with the Istiod CA", "", `{"security":{"certificateAuthority":{"type":"Istiod","certManager":{}}}}`,
 			"spec.security.certificateAuthority.certManager requires type CertManager"},
+		{"an intermediate that outlives the default root", "",
+			`{"security":{"certificateAuthority":{"type":"CertManager","certManager":{"intermediateDuration":"87600h"}}}}`,
+			"spec.security.certificateAuthority.certManager.intermediateDuration must be shorter than rootDuration"},
+		{"a root shorter than the default intermediate", "",
+			`{"security":{"certificateAuthority":{"type":"CertManager","certManager":{"rootDuration":"4380h"}}}}`,
+			"spec.security.certificateAuthority.certManager.intermediateDuration must be shorter than rootDuration"},
 		{"a renewBefore longer than the intermediate's lifetime", "",
 			`{"security":{"certificateAuthority":{"type":"CertManager","certManager":{"intermediateDuration":"720h","renewBefore":"800h"}}}}`,
 			"spec.security.certificateAuthority.certManager.renewBefore"},
@@ -112,5 +120,61 @@ func TestNamespaceIsImmutable(t *testing.T) {
 	err := k8sClient.Patch(ctx, mesh, patch)
 	if err == nil || !strings.Contains(err.Error(), "spec.namespace is immutable") {
 		t.Fatalf("changing spec.namespace: got %v, want an error saying spec.namespace is immutable", err)
+	}
+}
+
+// Changing the CA type replaces the root every workload trusts; the API refuses it and points at the migration,
+// while every other CA setting stays editable. Dry runs ask the API server without changing the meshes.
+func TestCATypeIsImmutable(t *testing.T) {
+	ctx := context.Background()
+	istiod := createMesh(t, "ca-type-istiod")
+	certManager := createMesh(t, "ca-type-cert-manager", certManagerCA)
+	withCA := func(ca *meshv1.CertificateAuthority) func(*meshv1.ServiceMesh) {
+		return func(m *meshv1.ServiceMesh) { m.Spec.Security = &meshv1.Security{CertificateAuthority: ca} }
+	}
+	cases := []struct {
+		name    string
+		mesh    *meshv1.ServiceMesh
+		change  func(*meshv1.ServiceMesh)
+		refused bool
+	}{
+		{"refuses a mesh without CA settings (Istiod) switching to CertManager", istiod,
+			withCA(&meshv1.CertificateAuthority{Type: meshv1.CACertManager}), true},
+		{"refuses a CertManager mesh switching to Istiod", certManager,
+			withCA(&meshv1.CertificateAuthority{Type: meshv1.CAIstiod}), true},
+		{"refuses a CertManager mesh dropping spec.security, which means Istiod", certManager,
+			func(m *meshv1.ServiceMesh) { m.Spec.Security = nil }, true},
+		{"refuses a CertManager mesh dropping its type, which means Istiod", certManager,
+			withCA(&meshv1.CertificateAuthority{}), true},
+		{"accepts a mesh without CA settings naming Istiod, the type it already has", istiod,
+			withCA(&meshv1.CertificateAuthority{Type: meshv1.CAIstiod}), false},
+		{"accepts an Istiod mesh changing its workload certificate lifetime", istiod,
+			withCA(&meshv1.CertificateAuthority{WorkloadCertTTL: &metav1.Duration{Duration: 12 * time.Hour}}), false},
+		{"accepts a CertManager mesh changing its durations, renewal and workload certificate lifetime", certManager,
+			withCA(&meshv1.CertificateAuthority{Type: meshv1.CACertManager, WorkloadCertTTL: &metav1.Duration{Duration: 12 * time.Hour},
+				CertManager: &meshv1.CertManagerCA{RootDuration: &metav1.Duration{Duration: 40000 * time.Hour},
+					IntermediateDuration: &metav1.Duration{Duration: 4000 * time.Hour}, RenewBefore: &metav1.Duration{Duration: 400 * time.Hour}}}), false},
+		{"accepts a CertManager mesh changing its mTLS mode", certManager,
+			func(m *meshv1.ServiceMesh) { m.Spec.Security.MTLS = "PERMISSIVE" }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stored := &meshv1.ServiceMesh{}
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(tc.mesh), stored); err != nil {
+				t.Fatal(err)
+			}
+			changed := stored.DeepCopy()
+			tc.change(changed)
+			err := k8sClient.Patch(ctx, changed, client.MergeFrom(stored), client.DryRunAll)
+			switch {
+			case tc.refused && err == nil:
+				t.Fatal("the change was accepted")
+			case tc.refused && (!strings.Contains(err.Error(), "spec.security.certificateAuthority.type cannot be changed") ||
+				!strings.Contains(err.Error(), "README")):
+				t.Fatalf("the error does not say the type is immutable and where the migration is documented: %v", err)
+			case !tc.refused && err != nil:
+				t.Fatalf("the change was refused: %v", err)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 // because it cannot change afterwards.
 // +kubebuilder:validation:XValidation:rule="(has(self.updateStrategy) && has(self.updateStrategy.type) ? self.updateStrategy.type : 'InPlace') == (has(oldSelf.updateStrategy) && has(oldSelf.updateStrategy.type) ? oldSelf.updateStrategy.type : 'InPlace')",message="spec.updateStrategy.type cannot be changed after creation"
 // +kubebuilder:validation:XValidation:rule="!has(self.injection) || !has(self.injection.revisionTags) || size(self.injection.revisionTags) == 0 || (has(self.updateStrategy) && has(self.updateStrategy.type) && self.updateStrategy.type == 'RevisionBased')",message="spec.injection.revisionTags requires spec.updateStrategy.type RevisionBased"
+// +kubebuilder:validation:XValidation:rule="(has(self.security) && has(self.security.certificateAuthority) && has(self.security.certificateAuthority.type) ? self.security.certificateAuthority.type : 'Istiod') == (has(oldSelf.security) && has(oldSelf.security.certificateAuthority) && has(oldSelf.security.certificateAuthority.type) ? oldSelf.security.certificateAuthority.type : 'Istiod')",message="spec.security.certificateAuthority.type cannot be changed on an existing ServiceMesh: it replaces the root every workload trusts. Follow the migration in the README (Certificate authority: changing the CA type): delete and re-create the ServiceMesh with the new type, then restart the injected workloads"
 type ServiceMeshSpec struct {
 	// Version of Istio to run: an exact version from the operator's catalog ("1.31.0"), a minor alias that
 	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty means "latest".
@@ -109,7 +110,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.certManager) || self.type == 'CertManager'",message="spec.security.certificateAuthority.certManager requires type CertManager"
 type CertificateAuthority struct {
 	// Type is Istiod (default: istiod's self-signed root) or CertManager (cert-manager issues istiod's
-	// intermediate CA, loaded by istiod as its plugged-in CA from the Secret "cacerts").
+	// intermediate CA, loaded by istiod as its plugged-in CA from the Secret "cacerts"). It cannot be changed once
+	// the ServiceMesh exists (an unset type counts as Istiod): a new CA is a new root of trust, and workloads holding
+	// certificates of the old one would stop trusting the new ones. The README documents the migration.
 	// +optional
 	Type CertificateAuthorityType `json:"type,omitempty"`
 
@@ -123,6 +126,7 @@ type CertificateAuthority struct {
 }
 
 // CertManagerCA configures the CA that cert-manager provides to istiod.
+// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || (has(self.intermediateDuration) ? duration(self.intermediateDuration) : duration('8760h')) < (has(self.rootDuration) ? duration(self.rootDuration) : duration('87600h'))",message="spec.security.certificateAuthority.certManager.intermediateDuration must be shorter than rootDuration: the root is renewed when its remaining lifetime equals intermediateDuration, so that every intermediate is reissued under the renewed root before the old root expires"
 // +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || !has(self.intermediateDuration) || duration(self.renewBefore) < duration(self.intermediateDuration)",message="spec.security.certificateAuthority.certManager.renewBefore must be shorter than intermediateDuration"
 type CertManagerCA struct {
 	// IssuerRef is your own Issuer or ClusterIssuer (any issuer kind) that signs istiod's intermediate CA. When
@@ -131,7 +135,9 @@ type CertManagerCA struct {
 	// +optional
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
 
-	// RootDuration is the lifetime of the self-signed root Meshwright creates. Default 87600h (10 years).
+	// RootDuration is the lifetime of the self-signed root Meshwright creates. Default 87600h (10 years). The root
+	// is renewed when intermediateDuration of its lifetime remains, with the same private key, so that certificates
+	// issued under the old and the renewed root verify against either.
 	// +optional
 	RootDuration *metav1.Duration `json:"rootDuration,omitempty"`
 

@@ -64,6 +64,9 @@ type Config struct {
 	KubeVersion string
 	// Spec is the user's spec; only its typed fields, meshConfig and values are read.
 	Spec meshv1.ServiceMeshSpec
+	// CARoot is the fingerprint of the root in the Secret cacerts with a cert-manager CA ("" before it is issued): it
+	// becomes istiod's AnnotationCARoot, so that a new root restarts istiod.
+	CARoot string
 	// Owner, when set, becomes the controller owner reference of every object except CRDs and the Namespace,
 	// which must outlive the mesh unless its deletion policy says otherwise.
 	Owner *metav1.OwnerReference

@@ -39,9 +39,13 @@ func scenarios(t *testing.T) map[string]Config {
 		"default-1.30": base("1.30", meshv1.ServiceMeshSpec{}),
 		"minimal-1.31": base("1.31", meshv1.ServiceMeshSpec{Profile: "minimal"}),
 		"demo-1.31":    base("1.31", meshv1.ServiceMeshSpec{Profile: "demo"}),
-		"cert-manager-ca-1.31": base("1.31", meshv1.ServiceMeshSpec{Security: &meshv1.Security{
-			TrustDomain: "prod.example.com", MTLS: "PERMISSIVE",
-			CertificateAuthority: &meshv1.CertificateAuthority{Type: meshv1.CACertManager}}}),
+		"cert-manager-ca-1.31": func() Config {
+			c := base("1.31", meshv1.ServiceMeshSpec{Security: &meshv1.Security{
+				TrustDomain: "prod.example.com", MTLS: "PERMISSIVE",
+				CertificateAuthority: &meshv1.CertificateAuthority{Type: meshv1.CACertManager}}})
+			c.CARoot = "0123456789abcdef"
+			return c
+		}(),
 		"cert-manager-issuer-ref-1.31": base("1.31", meshv1.ServiceMeshSpec{Security: &meshv1.Security{
 			CertificateAuthority: &meshv1.CertificateAuthority{Type: meshv1.CACertManager,
 				CertManager: &meshv1.CertManagerCA{IssuerRef: &meshv1.IssuerReference{Name: "corp-pki", Kind: "ClusterIssuer"}}}}}),

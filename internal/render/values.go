@@ -130,12 +130,16 @@ func forcedValues(cfg Config, rev Revision) map[string]any {
 	for _, t := range rev.Tags {
 		tags = append(tags, t)
 	}
-	return map[string]any{
+	out := map[string]any{
 		"revision":        rev.Name,
 		"revisionTags":    tags,
 		"defaultRevision": cmp.Or(cfg.DefaultRevision, "default"),
 		"global":          map[string]any{"istioNamespace": cfg.Namespace},
 	}
+	if cfg.CARoot != "" {
+		out["pilot"] = map[string]any{"podAnnotations": map[string]any{AnnotationCARoot: cfg.CARoot}}
+	}
+	return out
 }
 
 // merge returns base with overlay merged into it recursively; overlay wins. Neither input is modified.

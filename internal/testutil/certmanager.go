@@ -45,9 +45,16 @@ func InstallCertManagerCRDs(t testing.TB, c client.Client) {
 	}
 }
 
-// SimulateIssuance plays cert-manager: it writes the Certificate's Secret, its Ready condition and notAfter the way
-// cert-manager would. It is a simulation, not cert-manager (whose controllers cannot be built here).
+// SimulateIssuance plays cert-manager: it writes the Certificate's Secret (with the labels and annotations of its
+// secretTemplate), its Ready condition and notAfter the way cert-manager would. It is a simulation, not cert-manager
+// (whose controllers cannot be built here).
 func SimulateIssuance(t testing.TB, c client.Client, namespace, certName, secretName string, notAfter time.Time) {
+	t.Helper()
+	SimulateIssuanceWithRoot(t, c, namespace, certName, secretName, notAfter, "simulated root")
+}
+
+// SimulateIssuanceWithRoot is SimulateIssuance with the given ca.crt, the root the issued chain leads to.
+func SimulateIssuanceWithRoot(t testing.TB, c client.Client, namespace, certName, secretName string, notAfter time.Time, root string) {
 	t.Helper()
 	ctx := context.Background()
 	cert := &unstructured.Unstructured{}
@@ -56,8 +63,11 @@ func SimulateIssuance(t testing.TB, c client.Client, namespace, certName, secret
 	Eventually(t, time.Minute, func() error {
 		return c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: certName}, cert)
 	})
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: secretName}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{"tls.crt": []byte("simulated " + notAfter.String()), "tls.key": []byte("simulated"), "ca.crt": []byte("simulated root")}}
+	labels, _, _ := unstructured.NestedStringMap(cert.Object, "spec", "secretTemplate", "labels")
+	annotations, _, _ := unstructured.NestedStringMap(cert.Object, "spec", "secretTemplate", "annotations")
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: secretName, Labels: labels, Annotations: annotations},
+		Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": []byte("simulated " + notAfter.String()), "tls.key": []byte("simulated"), "ca.crt": []byte(root)}}
 	if err := c.Create(ctx, secret); apierrors.IsAlreadyExists(err) {
 		err = c.Update(ctx, secret)
 		if err != nil {

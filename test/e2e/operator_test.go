@@ -34,6 +34,18 @@ type operatorProcess struct {
 // TokenRequest token of the Deployment's ServiceAccount. Addresses in the arguments move to free loopback ports
 // (many operators may run on one machine); fieldRef environment variables resolve as the kubelet would.
 func startOperator(ctx context.Context, deploy *appsv1.Deployment, name string) (*operatorProcess, error) {
+	return startOperatorWith(ctx, deploy, name, runOptions{})
+}
+
+// runOptions vary how an operator process is started, for the chaos and failover tests.
+type runOptions struct {
+	// proxy, when set, stands between the operator and the API server.
+	proxy *chaosProxy
+	// extraArgs follow the Deployment's arguments.
+	extraArgs []string
+}
+
+func startOperatorWith(ctx context.Context, deploy *appsv1.Deployment, name string, opts runOptions) (*operatorProcess, error) {
 	pod := deploy.Spec.Template.Spec
 	var container *corev1.Container
 	for i := range pod.Containers {
@@ -47,7 +59,7 @@ func startOperator(ctx context.Context, deploy *appsv1.Deployment, name string) 
 	if len(container.Command) != 1 || container.Command[0] != "/manager" {
 		return nil, fmt.Errorf("deployment %s runs %v, not the image's /manager", deploy.Name, container.Command)
 	}
-	kubeconfig, err := tokenKubeconfig(ctx, deploy.Namespace, pod.ServiceAccountName, name)
+	kubeconfig, err := tokenKubeconfigVia(ctx, deploy.Namespace, pod.ServiceAccountName, name, opts.proxy)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +81,7 @@ func startOperator(ctx context.Context, deploy *appsv1.Deployment, name string) 
 		}
 		args = append(args, a)
 	}
+	args = append(args, opts.extraArgs...)
 	if p.metricsAddr == "" || p.probeAddr == "" {
 		return nil, fmt.Errorf("deployment %s's arguments %v do not set the metrics and probe addresses", deploy.Name, container.Args)
 	}
@@ -119,6 +132,12 @@ func (p *operatorProcess) waitHealthy(timeout time.Duration) error {
 	return fmt.Errorf("the operator's readiness probe did not answer within %s; see %s", timeout, p.logPath)
 }
 
+// kill sends SIGKILL, as a crash or an OOM kill would, and waits for the process to be gone.
+func (p *operatorProcess) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
 // stop sends SIGTERM, as the kubelet does, and waits for the process to exit.
 func (p *operatorProcess) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
@@ -134,6 +153,11 @@ func (p *operatorProcess) stop() error {
 // tokenKubeconfig writes a kubeconfig that authenticates as the ServiceAccount with a TokenRequest token, the
 // credentials a pod of that ServiceAccount would have.
 func tokenKubeconfig(ctx context.Context, namespace, serviceAccount, name string) (string, error) {
+	return tokenKubeconfigVia(ctx, namespace, serviceAccount, name, nil)
+}
+
+// tokenKubeconfigVia is tokenKubeconfig pointing at proxy instead of the API server, when proxy is set.
+func tokenKubeconfigVia(ctx context.Context, namespace, serviceAccount, name string, proxy *chaosProxy) (string, error) {
 	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, serviceAccount, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](4 * 3600)},
 	}, metav1.CreateOptions{})
@@ -149,6 +173,9 @@ func tokenKubeconfig(ctx context.Context, namespace, serviceAccount, name string
 		}
 	}
 	cluster.InsecureSkipTLSVerify = adminCfg.Insecure
+	if proxy != nil {
+		cluster.Server, cluster.CertificateAuthorityData = proxy.url(), proxy.caPEM()
+	}
 	user := clientcmdapi.NewAuthInfo()
 	user.Token = tr.Status.Token
 	cfg := clientcmdapi.NewConfig()

@@ -110,6 +110,11 @@ func TestCertManagerCAUnderTheOperatorsServiceAccount(t *testing.T) {
 			t.Errorf("Certificate %s survived the mesh's deletion (%v)", name, err)
 		}
 	}
+	for _, name := range []string{render.RootCertificateName(mesh.Name), render.CACertsSecret} {
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			t.Errorf("CA Secret %s survived the mesh's deletion (%v)", name, err)
+		}
+	}
 }
 
 func meshCondition(mesh *meshv1.ServiceMesh, conditionType string) *metav1.Condition {
