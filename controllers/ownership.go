@@ -68,6 +68,10 @@ func (r *ServiceMeshReconciler) recordOwnership(s *scope, res apply.Result) {
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Adopted", "Adopt", "Adopted %d objects (annotated %s=%s); Meshwright owns them from now on: %s",
 			len(res.Adopted), meshv1.AnnotationAdopt, s.mesh.Name, describeIDs(res.Adopted))
 	}
+	if len(res.Orphans) > 0 {
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "OrphansTakenOver", "Adopt",
+			"Took over %d objects Meshwright created for a ServiceMesh that no longer exists: %s", len(res.Orphans), describeIDs(res.Orphans))
+	}
 	if len(res.PreExisting) > 0 {
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "PreExistingCRDsUpdated", "Apply",
 			"Updated %d CRDs that existed before Meshwright to the schema of Istio %s; marked %s, they are never deleted: %s",

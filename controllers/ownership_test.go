@@ -264,6 +264,29 @@ func TestAnAdoptedObjectBecomesMeshwrightsAndIsDeletedWithTheMesh(t *testing.T) 
 	}
 }
 
+// An object labelled for a ServiceMesh that no longer exists was created by Meshwright (for a mesh deleted before
+// its inventory covered the object): the next mesh takes it over, and says so.
+func TestObjectsLeftByADeletedMeshAreTakenOver(t *testing.T) {
+	ctx := context.Background()
+	const name = "orphans"
+	userNamespace(t, name+"-system")
+	orphan := userObject(configMapKind, name+"-system", "istio", nil)
+	orphan.SetLabels(map[string]string{render.LabelOwner: "a-deleted-mesh", render.LabelManagedBy: render.ManagedBy})
+	createAll(t, orphan)
+	mesh := installReady(t, name)
+
+	live := &corev1.ConfigMap{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(orphan), live); err != nil {
+		t.Fatal(err)
+	}
+	if live.Labels[render.LabelOwner] != mesh.Name {
+		t.Errorf("the orphan is still labelled %v", live.Labels)
+	}
+	if note := waitForEvent(t, mesh, "OrphansTakenOver"); !strings.Contains(note, apply.IDOf(orphan).Describe()) {
+		t.Errorf("the OrphansTakenOver event does not name %s: %s", apply.IDOf(orphan).Describe(), note)
+	}
+}
+
 func TestAnExistingNamespaceIsUsedAsItIs(t *testing.T) {
 	ctx := context.Background()
 	const name = "existing-ns"

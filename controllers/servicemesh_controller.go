@@ -163,5 +163,19 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 }
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
-	return &apply.Applier{Reader: r.Client, Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name}
+	return &apply.Applier{Reader: r.Client, Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name,
+		OwnerExists: r.meshExists}
+}
+
+// meshExists asks the API server (the cache may still hold a mesh just deleted) whether a ServiceMesh exists.
+func (r *ServiceMeshReconciler) meshExists(ctx context.Context, name string) (bool, error) {
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{
+		APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh"}})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading ServiceMesh %s: %w", name, err)
+	}
+	return true, nil
 }

@@ -39,6 +39,8 @@ type Result struct {
 	// before without the owner label, updated and marked so that they are never deleted. Both were written.
 	Adopted     []ObjectID
 	PreExisting []ObjectID
+	// Orphans lists objects labelled for an owner that no longer exists, taken over. They were written.
+	Orphans []ObjectID
 	// UsedAsIs lists Namespaces that existed before: not written.
 	UsedAsIs []ObjectID
 	// Unchanged counts objects that were already in sync.
@@ -47,7 +49,7 @@ type Result struct {
 
 // Changed reports whether anything was written.
 func (r Result) Changed() bool {
-	return len(r.Created)+len(r.Updated)+len(r.Drifted)+len(r.Adopted)+len(r.PreExisting) > 0
+	return len(r.Created)+len(r.Updated)+len(r.Drifted)+len(r.Adopted)+len(r.PreExisting)+len(r.Orphans) > 0
 }
 
 // Applier applies objects of one owner. Reader should be the manager's cache, so that an object in sync costs no
@@ -63,6 +65,9 @@ type Applier struct {
 	OwnerLabel, Owner string
 	// Claims are the results of an earlier Check of the same objects, so that Apply need not ask again.
 	Claims Claims
+	// OwnerExists, when set, tells whether another owner still exists: an object labelled for an owner that is gone
+	// was created by Meshwright and is taken over (ClaimOrphan) instead of being a conflict.
+	OwnerExists func(ctx context.Context, owner string) (bool, error)
 }
 
 // StampHashes records in each object the hash of its configuration (AnnotationAppliedHash), once per render, so
@@ -154,8 +159,8 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			ann[AnnotationPreExisting] = "true"
 			obj.SetAnnotations(ann)
 		}
-		// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, or a CRD that
-		// must follow the version's schema.
+		// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, left by a deleted
+		// owner, or a CRD that must follow the version's schema.
 		if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
 			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 			return res, fmt.Errorf("applying %s: %w", id, err)
@@ -165,6 +170,8 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			res.Adopted = append(res.Adopted, id)
 		case current == nil && claim == ClaimPreExisting:
 			res.PreExisting = append(res.PreExisting, id)
+		case current == nil && claim == ClaimOrphan:
+			res.Orphans = append(res.Orphans, id)
 		case current == nil:
 			res.Created = append(res.Created, id.String())
 		case sameHash:

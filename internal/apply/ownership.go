@@ -34,6 +34,9 @@ const (
 	ClaimPreExisting
 	// ClaimUseAsIs: a Namespace that existed before. It is used as it is: never labelled, patched or deleted.
 	ClaimUseAsIs
+	// ClaimOrphan: the object carries the owner label of an owner that no longer exists (Meshwright created it for a
+	// ServiceMesh deleted before its inventory covered it); it becomes this owner's.
+	ClaimOrphan
 )
 
 // Claims holds the Claim of the objects that are not among the owner's labelled live objects.
@@ -70,8 +73,8 @@ func (e *ConflictError) Error() string {
 // owner's labelled live objects (from Reader, the cache) are; each other one is looked up on the API server (a
 // metadata-only GET through Uncached, so no new cache is needed and a steady state, where every object is labelled,
 // costs no request). A live object without the owner label is a conflict, unless it is a Namespace (used as it is),
-// a CRD (updated, marked pre-existing) or annotated for adoption by this owner. On any conflict Check returns a
-// *ConflictError naming every conflicting object.
+// a CRD (updated, marked pre-existing), annotated for adoption by this owner, or labelled for an owner that no longer
+// exists (see OwnerExists). On any conflict Check returns a *ConflictError naming every conflicting object.
 func (a *Applier) Check(ctx context.Context, objs []*unstructured.Unstructured) (Claims, error) {
 	live, err := a.liveObjects(ctx, objs)
 	if err != nil {
@@ -83,6 +86,7 @@ func (a *Applier) Check(ctx context.Context, objs []*unstructured.Unstructured) 
 func (a *Applier) claim(ctx context.Context, objs []*unstructured.Unstructured, live map[ObjectID]*unstructured.Unstructured) (Claims, error) {
 	claims := Claims{}
 	var conflicts []ObjectID
+	gone := map[string]bool{} // other owners, by whether they no longer exist
 	for _, o := range objs {
 		id := IDOf(o)
 		if _, ok := live[id]; ok {
@@ -97,6 +101,13 @@ func (a *Applier) claim(ctx context.Context, objs []*unstructured.Unstructured, 
 			return nil, err
 		}
 		c, ok := a.claimOf(o, existing)
+		if !ok {
+			if orphan, err := a.orphaned(ctx, existing, gone); err != nil {
+				return nil, err
+			} else if orphan {
+				c, ok = ClaimOrphan, true
+			}
+		}
 		if !ok {
 			conflicts = append(conflicts, id)
 			continue
@@ -136,6 +147,24 @@ func (a *Applier) claimOf(desired *unstructured.Unstructured, existing *metav1.P
 		return ClaimAdopt, true
 	}
 	return 0, false
+}
+
+// orphaned reports whether existing carries the owner label of an owner that no longer exists, asking OwnerExists
+// once per owner (gone remembers the answers).
+func (a *Applier) orphaned(ctx context.Context, existing *metav1.PartialObjectMetadata, gone map[string]bool) (bool, error) {
+	owner := existing.Labels[a.OwnerLabel]
+	if owner == "" || a.OwnerExists == nil {
+		return false, nil
+	}
+	if g, ok := gone[owner]; ok {
+		return g, nil
+	}
+	exists, err := a.OwnerExists(ctx, owner)
+	if err != nil {
+		return false, fmt.Errorf("checking whether %s, the owner of existing objects, exists: %w", owner, err)
+	}
+	gone[owner] = !exists
+	return !exists, nil
 }
 
 // getMetadata reads the metadata of the live object desired names, nil when there is none. A kind that is not
