@@ -29,6 +29,10 @@ var (
 	reconciler *ServiceMeshReconciler
 	// writes counts the reconciler's write requests.
 	writes *testutil.CountingClient
+	// apiReader is the reconciler's APIReader; a test may route it through another identity, then back through
+	// managerAPIReader (the manager's own).
+	apiReader        *testutil.SwitchableReader
+	managerAPIReader client.Reader
 	scheme = testutil.Scheme
 )
 
@@ -78,6 +82,9 @@ func runSuite(m *testing.M) int {
 	}
 	writes = &testutil.CountingClient{Client: reconciler.Client}
 	reconciler.Client = writes
+	managerAPIReader = reconciler.APIReader
+	apiReader = testutil.NewSwitchableReader(managerAPIReader)
+	reconciler.APIReader = apiReader
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setting up controller: %v\n", err)
 		return 1

@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/render"
+	"github.com/meshwright/meshwright/internal/testutil"
+)
+
+func TestOnlyOneServiceMeshManagesTheControlPlane(t *testing.T) {
+	// Created back to back, usually within the same second; "conflict-b" first, so that creation order and name
+	// order disagree.
+	first := createMesh(t, "conflict-b")
+	second := createMesh(t, "conflict-a")
+	var holder, other *meshv1.ServiceMesh
+
+	t.Run("of two meshes created back to back exactly one proceeds, and the other is Stalled Conflict with nothing rendered", func(t *testing.T) {
+		testutil.Eventually(t, waitTimeout, func() error {
+			var conflicted []*meshv1.ServiceMesh
+			for _, m := range []*meshv1.ServiceMesh{first, second} {
+				if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(m), m); err != nil {
+					return err
+				}
+				if c := meta.FindStatusCondition(m.Status.Conditions, meshv1.ConditionStalled); c != nil && c.Reason == meshv1.ReasonConflict {
+					conflicted = append(conflicted, m)
+				}
+			}
+			if len(conflicted) != 1 {
+				return fmt.Errorf("%d meshes Stalled with reason Conflict, want 1", len(conflicted))
+			}
+			holder, other = first, second
+			if conflicted[0] == first {
+				holder, other = second, first
+			}
+			if holder.Status.Inventory == nil || len(holder.Status.Inventory.Entries) == 0 {
+				return fmt.Errorf("%s has applied nothing yet", holder.Name)
+			}
+			return nil
+		})
+		// Let every reconcile the holder's objects cause run, then look at what the other one owns.
+		reconcileAfter(t, func() { poke(t, other) })
+		waitForMesh(t, other, condition(meshv1.ConditionStalled, metav1.ConditionTrue, meshv1.ReasonConflict))
+		if err := testutil.WantKStatus(other, status.FailedStatus); err != nil {
+			t.Error(err)
+		}
+		if other.Status.Inventory != nil && len(other.Status.Inventory.Entries) > 0 {
+			t.Errorf("%s has an inventory %v, want nothing applied", other.Name, other.Status.Inventory.Entries)
+		}
+		assertOwnsNothing(t, other)
+	})
+
+	t.Run("once the mesh holding the control plane is deleted, the other proceeds to Ready by itself", func(t *testing.T) {
+		if holder == nil {
+			t.Fatal("no holder found by the previous step")
+		}
+		deleteMesh(t, holder)
+		waitForMesh(t, other, func(m *meshv1.ServiceMesh) error {
+			if m.Status.Inventory == nil || len(m.Status.Inventory.Entries) == 0 {
+				return fmt.Errorf("%s has applied nothing yet (conditions %+v)", m.Name, m.Status.Conditions)
+			}
+			return nil
+		})
+		markRolledOut(t, other.Spec.Namespace, "istiod")
+		waitForMesh(t, other, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+	})
+}
+
+// assertOwnsNothing fails when any object carries the mesh's owner label, or its namespace exists.
+func assertOwnsNothing(t *testing.T, mesh *meshv1.ServiceMesh) {
+	t.Helper()
+	ctx := context.Background()
+	owned := client.MatchingLabels{render.LabelOwner: mesh.Name}
+	for _, list := range []client.ObjectList{&apiextensionsv1.CustomResourceDefinitionList{}, &appsv1.DeploymentList{}, &corev1.ConfigMapList{}} {
+		if err := k8sClient.List(ctx, list, owned); err != nil {
+			t.Fatal(err)
+		}
+		if n := meta.LenList(list); n > 0 {
+			t.Errorf("%d %T items carry %s's owner label", n, list, mesh.Name)
+		}
+	}
+	err := k8sClient.Get(ctx, client.ObjectKey{Name: mesh.Spec.Namespace}, &corev1.Namespace{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s: %v, want it never created", mesh.Spec.Namespace, err)
+	}
+}
