@@ -52,9 +52,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	patch := client.MergeFrom(mesh.DeepCopy())
-	controllerutil.RemoveFinalizer(mesh, meshv1.Finalizer)
-	if err := r.Patch(ctx, mesh, patch); err != nil && !apierrors.IsNotFound(err) {
+	if err := patchFinalizer(ctx, r.Client, mesh, controllerutil.RemoveFinalizer); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil
