@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
@@ -12,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
@@ -94,4 +97,50 @@ func assertOwnsNothing(t *testing.T, mesh *meshv1.ServiceMesh) {
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("namespace %s: %v, want it never created", mesh.Spec.Namespace, err)
 	}
+}
+
+func TestControlPlaneHolderIsDecidedTheSameWayByEveryMesh(t *testing.T) {
+	at := func(sec int64) metav1.Time { return metav1.Unix(1_800_000_000+sec, 0) }
+	mesh := func(name string, created metav1.Time, applied, deleting bool) meshv1.ServiceMesh {
+		m := meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name), CreationTimestamp: created}}
+		if applied {
+			m.Status.Inventory = &meshv1.Inventory{Entries: []string{"_istio-system_core_Namespace"}}
+		}
+		if deleting {
+			m.DeletionTimestamp = ptr.To(at(100))
+		}
+		return m
+	}
+	cases := []struct {
+		name   string
+		meshes []meshv1.ServiceMesh
+		want   string
+	}{
+		{"the oldest holds it", []meshv1.ServiceMesh{mesh("b", at(2), false, false), mesh("a", at(1), false, false)}, "a"},
+		{"within the same second the first name holds it", []meshv1.ServiceMesh{mesh("b", at(1), false, false), mesh("a", at(1), false, false)}, "a"},
+		{"a mesh that already applied keeps it against a same-second mesh with a smaller name",
+			[]meshv1.ServiceMesh{mesh("a", at(1), false, false), mesh("b", at(1), true, false)}, "b"},
+		{"when both applied (an older operator let both proceed) the oldest holds it",
+			[]meshv1.ServiceMesh{mesh("b", at(1), true, false), mesh("a", at(2), true, false)}, "b"},
+		{"a mesh being deleted holds it until it is gone",
+			[]meshv1.ServiceMesh{mesh("old", at(1), true, true), mesh("new", at(5), false, false)}, "old"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 2 { // in either order
+				if got := controlPlaneHolder(tc.meshes); got == nil || got.Name != tc.want {
+					t.Fatalf("holder of %v is %v, want %s", names(tc.meshes), got, tc.want)
+				}
+				slices.Reverse(tc.meshes)
+			}
+		})
+	}
+}
+
+func names(meshes []meshv1.ServiceMesh) []string {
+	var out []string
+	for _, m := range meshes {
+		out = append(out, m.Name)
+	}
+	return out
 }

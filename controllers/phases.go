@@ -53,7 +53,9 @@ func (r *ServiceMeshReconciler) checkConflicts(ctx context.Context, s *scope) (c
 // smaller name existed would proceed, and then that one too. A mesh being deleted holds until it is gone, so its
 // cleanup and the next mesh's install never overlap.
 func controlPlaneHolder(meshes []meshv1.ServiceMesh) *meshv1.ServiceMesh {
-	applied := func(m *meshv1.ServiceMesh) bool { return m.Status.Inventory != nil && len(m.Status.Inventory.Entries) > 0 }
+	applied := func(m *meshv1.ServiceMesh) bool {
+		return m.Status.Inventory != nil && len(m.Status.Inventory.Entries) > 0
+	}
 	var holder *meshv1.ServiceMesh
 	for i := range meshes {
 		m := &meshes[i]

@@ -29,11 +29,14 @@ var (
 	reconciler *ServiceMeshReconciler
 	// writes counts the reconciler's write requests.
 	writes *testutil.CountingClient
-	// apiReader is the reconciler's APIReader; a test may route it through another identity, then back through
-	// managerAPIReader (the manager's own).
+	scheme = testutil.Scheme
+)
+
+// apiReader is the reconciler's APIReader; a test may route it through another identity, then back through
+// managerAPIReader (the manager's own).
+var (
 	apiReader        *testutil.SwitchableReader
 	managerAPIReader client.Reader
-	scheme = testutil.Scheme
 )
 
 func TestMain(m *testing.M) {
