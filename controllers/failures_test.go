@@ -341,7 +341,9 @@ func meshWithWorkloads(t *testing.T, name string, readinessTimeout time.Duration
 	})
 	markRolledOut(t, mesh.Spec.Namespace, "istiod-"+name+"-1-30-4")
 	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name + "-app", Labels: map[string]string{"istio-injection": "enabled"}}}
+	// Not labelled for injection: namespaces outlive the test in envtest, and a label would make later meshes count
+	// them as users. The pods' revision labels are what the rollout follows.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name + "-app"}}
 	if err := k8sClient.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
