@@ -54,9 +54,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	}
 	// Its CA certificates are gone with everything else: their expiry is no longer exported.
 	caExpiry.forget(mesh.Name)
-	patch := client.MergeFrom(mesh.DeepCopy())
-	controllerutil.RemoveFinalizer(mesh, meshv1.Finalizer)
-	if err := r.Patch(ctx, mesh, patch); err != nil && !apierrors.IsNotFound(err) {
+	if err := patchFinalizer(ctx, r.Client, mesh, controllerutil.RemoveFinalizer); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil

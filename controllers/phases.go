@@ -25,25 +25,56 @@ import (
 // rolloutRecheck bounds how long a rollout can go unassessed if a watch event is missed.
 const rolloutRecheck = 30 * time.Second
 
-// checkConflicts stalls a ServiceMesh when an older one already exists: both would render the same cluster-scoped
-// objects (Istio's CRDs, the default validator) and fight over them.
+// checkConflicts stalls a ServiceMesh unless it is the one that manages the Istio control plane: two would render the
+// same cluster-scoped objects (Istio's CRDs, the default validator) and fight over them. The ServiceMeshes are read
+// from the API server, not the cache, so a mesh created a moment ago is seen. The stall is terminal; the watch on
+// ServiceMesh deletions wakes the others when the holder is gone.
 func (r *ServiceMeshReconciler) checkConflicts(ctx context.Context, s *scope) (ctrl.Result, error) {
 	meshes := &meshv1.ServiceMeshList{}
-	if err := r.List(ctx, meshes); err != nil {
+	if err := r.APIReader.List(ctx, meshes); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing ServiceMeshes: %w", err)
 	}
-	for _, other := range meshes.Items {
-		if other.UID == s.mesh.UID || !other.DeletionTimestamp.IsZero() {
-			continue
-		}
-		older := other.CreationTimestamp.Before(&s.mesh.CreationTimestamp) ||
-			(other.CreationTimestamp.Equal(&s.mesh.CreationTimestamp) && other.Name < s.mesh.Name)
-		if older {
-			return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
-				"ServiceMesh %q already manages the Istio control plane of this cluster; only one ServiceMesh is supported", other.Name))
+	holder := controlPlaneHolder(meshes.Items)
+	switch {
+	case holder == nil || holder.UID == s.mesh.UID:
+		return ctrl.Result{}, nil
+	case !holder.DeletionTimestamp.IsZero():
+		return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
+			"ServiceMesh %q, which manages the Istio control plane of this cluster, is being deleted; this ServiceMesh takes over once it is gone", holder.Name))
+	default:
+		return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
+			"ServiceMesh %q already manages the Istio control plane of this cluster; only one ServiceMesh is supported", holder.Name))
+	}
+}
+
+// controlPlaneHolder picks the one ServiceMesh allowed to manage the control plane, the same whichever mesh asks: one
+// that already applied objects (it has an inventory) keeps them, then the oldest, then the first by name
+// (creationTimestamp has whole seconds). Without the first rule, a mesh reconciled before a same-second mesh with a
+// smaller name existed would proceed, and then that one too. A mesh being deleted holds until it is gone, so its
+// cleanup and the next mesh's install never overlap.
+func controlPlaneHolder(meshes []meshv1.ServiceMesh) *meshv1.ServiceMesh {
+	applied := func(m *meshv1.ServiceMesh) bool {
+		return m.Status.Inventory != nil && len(m.Status.Inventory.Entries) > 0
+	}
+	var holder *meshv1.ServiceMesh
+	for i := range meshes {
+		m := &meshes[i]
+		switch {
+		case holder == nil:
+			holder = m
+		case applied(m) != applied(holder):
+			if applied(m) {
+				holder = m
+			}
+		case !m.CreationTimestamp.Equal(&holder.CreationTimestamp):
+			if m.CreationTimestamp.Before(&holder.CreationTimestamp) {
+				holder = m
+			}
+		case m.Name < holder.Name:
+			holder = m
 		}
 	}
-	return ctrl.Result{}, nil
+	return holder
 }
 
 // resolveVersion turns spec.version into a catalog version. An unsupported version stalls the mesh and touches
@@ -129,7 +160,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(current, remaining)}
 	if err != nil {
-		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		s.outcome = status.Failed(meshv1.ReasonApplyFailed, err)
 		return ctrl.Result{}, err
 	}
 	s.mesh.Status.Version = s.version.Version
@@ -151,7 +182,9 @@ func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs
 		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Waiting for Istio's CRDs to be served", Reconciling: true}
 		return errWaitingForCRDs
 	case err != nil:
-		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		// Refused by admission or RBAC: Stalled, since retrying cannot help until someone changes the policy or the
+		// spec, yet retried with backoff, since that change may happen outside the ServiceMesh.
+		s.outcome = status.Failed(meshv1.ReasonApplyFailed, err)
 		return err
 	}
 	return nil
@@ -228,6 +261,7 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 	// With the control plane ready, move workloads still on an old revision (sets its own outcome while it runs).
 	rollout, err := r.rolloutWorkloads(ctx, s)
 	if err != nil {
+		s.outcome = status.Failed(meshv1.ReasonWorkloadRolloutFailed, err)
 		return ctrl.Result{}, err
 	}
 	if rollout.RequeueAfter > 0 {

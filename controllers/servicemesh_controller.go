@@ -101,9 +101,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return r.reconcileDelete(ctx, mesh)
 	}
 	if !controllerutil.ContainsFinalizer(mesh, meshv1.Finalizer) {
-		patch := client.MergeFrom(mesh.DeepCopy())
-		controllerutil.AddFinalizer(mesh, meshv1.Finalizer)
-		if err := r.Patch(ctx, mesh, patch); err != nil {
+		if err := patchFinalizer(ctx, r.Client, mesh, controllerutil.AddFinalizer); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
@@ -111,7 +109,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	before := mesh.DeepCopy()
 	s := &scope{mesh: mesh}
 	defer func() {
-		status.Apply(mesh, s.outcome)
+		status.Apply(mesh, s.outcome, err)
 		if perr := r.patchStatus(ctx, before, mesh); perr != nil {
 			err = errors.Join(err, perr)
 		}
@@ -139,6 +137,17 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 func (s *scope) stalled(reason, message string) error {
 	s.outcome = status.Outcome{Reason: reason, Message: message, Stalled: true}
 	return reconcile.TerminalError(errors.New(message))
+}
+
+// patchFinalizer adds or removes (change) the finalizer with a merge patch that carries the resourceVersion it was
+// decided on: if the ServiceMesh changed meanwhile (another writer's finalizers, a deletion), the API server refuses
+// the patch with a Conflict and the reconcile starts again from a fresh read, instead of overwriting the list.
+func patchFinalizer(ctx context.Context, c client.Writer, obj client.Object, change func(client.Object, string) bool) error {
+	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	if !change(obj, meshv1.Finalizer) {
+		return nil
+	}
+	return c.Patch(ctx, obj, patch)
 }
 
 // patchStatus writes status only when it changed, so a steady state costs no API write.

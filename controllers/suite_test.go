@@ -32,6 +32,13 @@ var (
 	scheme = testutil.Scheme
 )
 
+// apiReader is the reconciler's APIReader; a test may route it through another identity, then back through
+// managerAPIReader (the manager's own).
+var (
+	apiReader        *testutil.SwitchableReader
+	managerAPIReader client.Reader
+)
+
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
@@ -78,6 +85,9 @@ func runSuite(m *testing.M) int {
 	}
 	writes = &testutil.CountingClient{Client: reconciler.Client}
 	reconciler.Client = writes
+	managerAPIReader = reconciler.APIReader
+	apiReader = testutil.NewSwitchableReader(managerAPIReader)
+	reconciler.APIReader = apiReader
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setting up controller: %v\n", err)
 		return 1

@@ -24,6 +24,11 @@ const (
 	ReasonCertificatesIssuing = "CertificatesIssuing"
 	ReasonUpgradeFailed       = "UpgradeFailed"
 	ReasonUpgrading           = "Upgrading"
+	// ReasonWorkloadRolloutFailed: a workload restarted onto the new revision did not roll out in time, or the
+	// rollout could not read or restart workloads.
+	ReasonWorkloadRolloutFailed = "WorkloadRolloutFailed"
+	// ReasonReconcileError is the fallback for a failure no phase explained; the message is the error.
+	ReasonReconcileError = "ReconcileError"
 )
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.

@@ -196,7 +196,9 @@ type UpdateStrategy struct {
 
 	// ReadinessTimeout is how long a new revision may take to become ready (RevisionBased). After it, the upgrade
 	// is reported as failed (Ready=False, reason UpgradeFailed) and the revision tags stay on the old revision,
-	// which keeps serving. Default 10m.
+	// which keeps serving. It also bounds how long each workload restarted by workloadRollout may take to roll out;
+	// after it, the rollout pauses (Stalled, reason WorkloadRolloutFailed) until that workload is rolled out.
+	// Default 10m.
 	// +optional
 	ReadinessTimeout *metav1.Duration `json:"readinessTimeout,omitempty"`
 
