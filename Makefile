@@ -1,6 +1,15 @@
 # Meshwright — conventional kubebuilder targets plus `demo` (the embedded default) and `cluster` (a local kwok cluster).
 
-IMG ?= meshwright/meshwright:latest
+# VERSION is the operator release: the CSV is meshwright.v$(VERSION) and the images are tagged v$(VERSION).
+VERSION ?= 0.1.0
+IMAGE_TAG_BASE ?= meshwright/meshwright
+IMG ?= $(IMAGE_TAG_BASE):v$(VERSION)
+BUNDLE_IMG ?= $(IMAGE_TAG_BASE)-bundle:v$(VERSION)
+# OLM channels the bundle is published in (comma-separated) and the default one.
+CHANNELS ?= candidate
+DEFAULT_CHANNEL ?= candidate
+# The CSV this version upgrades from (e.g. meshwright.v0.0.9); empty for the first release.
+REPLACES ?=
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 
@@ -76,6 +85,14 @@ build: manifests generate fmt vet ## Build the manager binary.
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig.
 	go run ./main.go
+
+##@ OLM
+
+.PHONY: bundle
+bundle: manifests | $(LOCALBIN) ## Generate the OLM bundle (bundle/, bundle.Dockerfile) and catalog (catalog/) from config/, validated.
+	go build -o $(LOCALBIN)/bundle ./hack/bundle
+	$(LOCALBIN)/bundle --version "$(VERSION)" --image "$(IMG)" --bundle-image "$(BUNDLE_IMG)" \
+		--channels "$(CHANNELS)" --default-channel "$(DEFAULT_CHANNEL)" --replaces "$(REPLACES)"
 
 ##@ Deployment
 
