@@ -52,10 +52,12 @@ type manifest struct {
 type loadedBundle struct {
 	dir         string
 	annotations map[string]string
-	manifests   []manifest
-	csv         *CSV
-	csvFile     string
-	crds        []crdFile
+	// annotationsRead is false when annotations.yaml is missing or unparsable, problems already reported.
+	annotationsRead bool
+	manifests       []manifest
+	csv             *CSV
+	csvFile         string
+	crds            []crdFile
 }
 
 type crdFile struct {
@@ -118,7 +120,7 @@ func (c *checker) loadAnnotations(b *loadedBundle) {
 		c.add("annotations", "metadata/annotations.yaml", "not a map of annotations: %v", err)
 		return
 	}
-	b.annotations = doc.Annotations
+	b.annotations, b.annotationsRead = doc.Annotations, true
 }
 
 func (c *checker) loadManifest(b *loadedBundle, file string) {
@@ -193,8 +195,7 @@ var requiredAnnotations = []struct{ key, value string }{
 
 func (c *checker) checkAnnotations(b *loadedBundle) {
 	const file = "metadata/annotations.yaml"
-	if b.annotations == nil {
-		c.add("annotations", file, "no annotations")
+	if !b.annotationsRead {
 		return
 	}
 	for _, r := range requiredAnnotations {
