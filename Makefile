@@ -65,6 +65,10 @@ vet: ## Run go vet.
 test: vet $(CONTROLLER_GEN) ## Build the Kubernetes binaries if needed, then run every test against a real API server and a kwok cluster.
 	hack/test.sh
 
+.PHONY: test-chaos
+test-chaos: ## Chaos e2e: kill -9 the operator at every mutating request 1..CHAOS_POINTS (default 20) of each scenario, and leader failover.
+	MESHWRIGHT_CHAOS_POINTS=$(or $(CHAOS_POINTS),20) E2E_TIMEOUT=3h hack/e2e.sh -run 'TestChaos|TestLeaderFailover'
+
 .PHONY: fuzz
 fuzz: ## Fuzz values merging and rendering for FUZZTIME each (default 60s); `make test` runs their seed corpus.
 	go test ./internal/render -run '^$$' -fuzz '^FuzzValues$$' -fuzztime $(or $(FUZZTIME),60s)
