@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
@@ -42,6 +41,10 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading the Kubernetes version: %w", err)
 	}
+	now, err := clockFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	return &ServiceMeshReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
@@ -49,6 +52,6 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 		Catalog:     istio.DefaultCatalog,
 		Renders:     render.NewCache(8, apply.StampHashes),
 		KubeVersion: v.GitVersion,
-		Now:         time.Now,
+		Now:         now,
 	}, nil
 }
