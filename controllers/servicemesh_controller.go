@@ -68,12 +68,16 @@ type ServiceMeshReconciler struct {
 
 // scope is what the phases of one reconcile share.
 type scope struct {
-	mesh    *meshv1.ServiceMesh
+	mesh *meshv1.ServiceMesh
+	// live is what exists of the mesh (read by observe): the source of truth that status reports.
+	live    liveState
 	version istio.Version
 	// revisions to render; desiredRevision runs version; tagTarget is where the revision tags point
 	// (both "" for InPlace).
 	revisions                  []render.Revision
 	desiredRevision, tagTarget string
+	// tagsMovedFrom is the revision the tags leave in this reconcile ("" when they stay).
+	tagsMovedFrom string
 	// namespaces is the namespace metadata, listed once per reconcile for revision usage (read-only).
 	namespaces *metav1.PartialObjectMetadataList
 	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
@@ -112,6 +116,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	for _, phase := range []func(context.Context, *scope) (ctrl.Result, error){
 		r.checkConflicts,
+		r.observe,
 		r.resolveVersion,
 		r.planRevisions,
 		r.render,

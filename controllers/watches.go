@@ -107,7 +107,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
-			predicate.LabelChangedPredicate{}, deletionPredicate{}))).
+			predicate.LabelChangedPredicate{}, deletionPredicate{}, statusStateLost{}))).
 		Named("servicemesh")
 	for _, gvk := range WatchedKinds {
 		u := &unstructured.Unstructured{}

@@ -7,6 +7,8 @@ const (
 	ConditionStalled           = "Stalled"
 	ConditionControlPlaneReady = "ControlPlaneReady"
 	ConditionCertificatesReady = "CertificatesReady"
+	// ConditionVersionSupported is present, False, only while the mesh runs a version past its end of life.
+	ConditionVersionSupported = "VersionSupported"
 )
 
 // Condition reasons, CamelCase, stable for alerting and scripts.
@@ -24,6 +26,7 @@ const (
 	ReasonCertificatesIssuing = "CertificatesIssuing"
 	ReasonUpgradeFailed       = "UpgradeFailed"
 	ReasonUpgrading           = "Upgrading"
+	ReasonEndOfLife           = "EndOfLife"
 )
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.
