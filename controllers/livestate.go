@@ -103,7 +103,7 @@ func (r *ServiceMeshReconciler) readLive(ctx context.Context, mesh *meshv1.Servi
 	return live, err
 }
 
-// liveObjects lists, from the cache, the inventory entries of every object of a rendered kind labelled as the mesh's.
+// liveObjects lists, from the cache, the inventory entries of the objects of a rendered kind labelled as the mesh's.
 func (r *ServiceMeshReconciler) liveObjects(ctx context.Context, mesh string) (all []string, byRevision map[string][]string, err error) {
 	byRevision = map[string][]string{}
 	for _, gvk := range r.listableKinds() {
@@ -126,9 +126,13 @@ func (r *ServiceMeshReconciler) liveObjects(ctx context.Context, mesh string) (a
 	return all, byRevision, nil
 }
 
-// listableKinds are the rendered kinds the cache holds: every watched kind, and the CRD-backed kinds once watched.
+// listableKinds are the rendered kinds the cache holds (every watched kind, and the CRD-backed kinds once watched),
+// except Namespaces and CRDs: they outlive a deleted mesh, and one left by an earlier mesh of the same name must never
+// be pruned by this one, since deleting it deletes everything it holds. The render lists those this mesh applies.
 func (r *ServiceMeshReconciler) listableKinds() []schema.GroupVersionKind {
-	kinds := slices.Clone(WatchedKinds)
+	kinds := slices.DeleteFunc(slices.Clone(WatchedKinds), func(gvk schema.GroupVersionKind) bool {
+		return gvk.Kind == "Namespace" || gvk.Kind == "CustomResourceDefinition"
+	})
 	r.watchMu.Lock()
 	defer r.watchMu.Unlock()
 	for _, gvk := range CRDBackedKinds {

@@ -13,7 +13,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.injection) || !has(self.injection.revisionTags) || size(self.injection.revisionTags) == 0 || (has(self.updateStrategy) && has(self.updateStrategy.type) && self.updateStrategy.type == 'RevisionBased')",message="spec.injection.revisionTags requires spec.updateStrategy.type RevisionBased"
 type ServiceMeshSpec struct {
 	// Version of Istio to run: an exact version from the operator's catalog ("1.31.0"), a minor alias that
-	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty means "latest".
+	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty or "latest": a new mesh gets the
+	// newest version, and a running mesh keeps the minor it runs (following its newest patch) until this field
+	// names another, so upgrading the operator never moves a mesh to another Istio minor.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^(latest|[0-9]+\.[0-9]+(\.[0-9]+)?)$`
