@@ -248,3 +248,24 @@ func findMeshEvent(mesh *meshv1.ServiceMesh, reason string) (*eventsv1.Event, er
 	}
 	return nil, fmt.Errorf("no %s event for ServiceMesh %s among %d events", reason, mesh.Name, len(events.Items))
 }
+
+// Rebuilding the inventory from live objects must not reach what outlives a deleted mesh: a Namespace or CRD left by
+// an earlier mesh of the same name is not this mesh's to prune (deleting it deletes everything it holds).
+func TestObjectsLeftByAnEarlierMeshOfTheSameNameAreNotPruned(t *testing.T) {
+	ctx := context.Background()
+	earlier := installReady(t, "reuse")
+	deleteMesh(t, earlier)
+	leftNamespace := &corev1.Namespace{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Name: earlier.Spec.Namespace}, leftNamespace); err != nil {
+		t.Fatal(err)
+	}
+
+	later := installReady(t, "reuse", func(m *meshv1.ServiceMesh) { m.Spec.Namespace = "reuse-again-system" })
+	reconcileAfter(t, func() { poke(t, later) })
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(leftNamespace), leftNamespace); err != nil || leftNamespace.DeletionTimestamp != nil {
+		t.Errorf("the earlier mesh's namespace was deleted by the later one (err %v, deletionTimestamp %v)", err, leftNamespace.DeletionTimestamp)
+	}
+	if slices.Contains(later.Status.Inventory.Entries, "_"+earlier.Spec.Namespace+"__Namespace") {
+		t.Errorf("the later mesh's inventory lists the earlier mesh's namespace")
+	}
+}
