@@ -68,9 +68,7 @@ type ServiceMeshReconciler struct {
 
 // scope is what the phases of one reconcile share.
 type scope struct {
-	mesh *meshv1.ServiceMesh
-	// live is what exists of the mesh (read by observe): the source of truth that status reports.
-	live    liveState
+	mesh    *meshv1.ServiceMesh
 	version istio.Version
 	// revisions to render; desiredRevision runs version; tagTarget is where the revision tags point
 	// (both "" for InPlace).
@@ -78,6 +76,8 @@ type scope struct {
 	desiredRevision, tagTarget string
 	// tagsMovedFrom is the revision the tags leave in this reconcile ("" when they stay).
 	tagsMovedFrom string
+	// live is what exists of the mesh (read by observe): the source of truth that status reports.
+	live liveState
 	// namespaces is the namespace metadata, listed once per reconcile for revision usage (read-only).
 	namespaces *metav1.PartialObjectMetadataList
 	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
