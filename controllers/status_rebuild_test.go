@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/yaml"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
@@ -122,6 +123,67 @@ func TestWipedStatusOfAnInPlaceMeshIsRebuilt(t *testing.T) {
 	mesh := installReady(t, "wipe-inplace")
 	wipeStatusAndExpectItBack(t, mesh)
 	testutil.Eventually(t, waitTimeout, func() error { return meshEvent(mesh, "StatusRebuilt") })
+
+	// The status writes of the rebuild itself must not wake the controller again and again.
+	before := reconcileTotal(t)
+	time.Sleep(2 * time.Second)
+	if got := reconcileTotal(t) - before; got > 0 {
+		t.Errorf("%v reconciles of a settled mesh within 2s of a rebuild, want none", got)
+	}
+}
+
+func TestOnlyAStatusThatLostStateCausesAReconcile(t *testing.T) {
+	full := meshv1.ServiceMeshStatus{Version: "1.31.0", ActiveRevision: "m-1-31-0",
+		Revisions: []meshv1.RevisionStatus{{Name: "m-1-30-4"}, {Name: "m-1-31-0"}},
+		Inventory: &meshv1.Inventory{Entries: []string{"ns_istiod_apps_Deployment"}}}
+	retired := *full.DeepCopy()
+	retired.Revisions = retired.Revisions[1:]
+	conditionsOnly := *full.DeepCopy()
+	conditionsOnly.Conditions = []metav1.Condition{{Type: meshv1.ConditionReady, Status: metav1.ConditionTrue}}
+	for _, tc := range []struct {
+		name     string
+		old, new meshv1.ServiceMeshStatus
+		want     bool
+	}{
+		{"a wiped status causes one", full, meshv1.ServiceMeshStatus{}, true},
+		{"emptied revisions cause one", full, func() meshv1.ServiceMeshStatus { s := *full.DeepCopy(); s.Revisions = nil; return s }(), true},
+		{"an emptied inventory causes one", full, func() meshv1.ServiceMeshStatus { s := *full.DeepCopy(); s.Inventory = nil; return s }(), true},
+		{"the operator's first status write causes none", meshv1.ServiceMeshStatus{}, full, false},
+		{"the operator retiring a revision causes none", full, retired, false},
+		{"a condition change causes none", full, conditionsOnly, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := event.UpdateEvent{ObjectOld: &meshv1.ServiceMesh{Status: tc.old}, ObjectNew: &meshv1.ServiceMesh{Status: tc.new}}
+			if got := (statusStateLost{}).Update(e); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTheRunningVersionIsReadFromTheLiveIstiod(t *testing.T) {
+	deployment := func(revision, image string) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{render.LabelRevision: revision}}}
+		d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "discovery", Image: image}}
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		dep  *appsv1.Deployment
+		want string
+	}{
+		{"the catalog's image tag", deployment("default", "docker.io/istio/pilot:1.30.4"), "1.30.4"},
+		{"a tag with a variant", deployment("default", "registry.local:5000/istio/pilot:1.31.0-distroless"), "1.31.0"},
+		{"a tag with a digest", deployment("default", "docker.io/istio/pilot:1.31.0@sha256:0123"), "1.31.0"},
+		{"a revision's name when the image says nothing", deployment("m-1-30-4", "example.com/not-istiod:1"), "1.30.4"},
+		{"nothing when neither tells", deployment("default", "example.com/not-istiod:1"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := istiodVersion(tc.dep, "m"); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 // wipeStatusAndExpectItBack wipes the status of a settled mesh and checks that it comes back within rebuildDeadline
