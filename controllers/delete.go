@@ -26,6 +26,12 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	if mesh.Status.Inventory != nil {
 		entries = mesh.Status.Inventory.Entries
 	}
+	// Status may have lost entries (someone wiped it): the live labelled objects are deleted too.
+	live, _, err := r.liveObjects(ctx, mesh.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	entries = union(entries, live)
 	var doomed []string
 	for _, e := range entries {
 		if keepOnDelete(e, mesh.Spec.CRDDeletionPolicy) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -77,10 +78,15 @@ func controlPlaneHolder(meshes []meshv1.ServiceMesh) *meshv1.ServiceMesh {
 	return holder
 }
 
-// resolveVersion turns spec.version into a catalog version. An unsupported version stalls the mesh and touches
-// nothing: the last good control plane keeps running.
+// resolveVersion turns spec.version into a catalog version. An empty spec.version or "latest" keeps the minor the
+// live istiod runs, so upgrading Meshwright never upgrades a mesh's minor. An unsupported version stalls the mesh and
+// touches nothing: the last good control plane keeps running. A running version past its end of life only warns.
 func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctrl.Result, error) {
-	v, err := r.Catalog.Resolve(s.mesh.Spec.Version, r.Now())
+	running := s.live.running()
+	if running == "" && len(s.live.revisions) > 0 {
+		running = s.mesh.Status.Version // an istiod whose image says nothing (edited?): the last version reported
+	}
+	res, err := r.Catalog().ResolveRunning(s.mesh.Spec.Version, running, r.Now())
 	var unsupported *istio.UnsupportedVersionError
 	if errors.As(err, &unsupported) {
 		return ctrl.Result{}, s.stalled(meshv1.ReasonUnsupportedVersion, err.Error())
@@ -88,8 +94,31 @@ func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.version = v
+	s.version = res.Version
+	if s.mesh.Status.Version == "" && running != "" {
+		// Rebuilding a wiped status: the version the mesh was moving to, if a revision of it is live, else the running one.
+		s.mesh.Status.Version = running
+		if slices.Contains(slices.Collect(maps.Values(s.live.revisions)), s.version.Version) {
+			s.mesh.Status.Version = s.version.Version
+		}
+	}
+	r.reportSupport(s, res)
 	return ctrl.Result{}, nil
+}
+
+// reportSupport warns, with the VersionSupported condition and an event, while the mesh runs a version past its end
+// of life. The condition is present only then.
+func (r *ServiceMeshReconciler) reportSupport(s *scope, res istio.Resolution) {
+	if !res.PastEndOfLife {
+		meta.RemoveStatusCondition(&s.mesh.Status.Conditions, meshv1.ConditionVersionSupported)
+		return
+	}
+	msg := fmt.Sprintf("Istio %s reached its end of life on %s and gets no more fixes; the mesh keeps running it. "+
+		"Set spec.version to a supported version to upgrade.", res.Version.Version, res.EndOfLife)
+	if c := meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported); c == nil || c.Status != metav1.ConditionFalse {
+		r.Recorder.Eventf(s.mesh, nil, "Warning", meshv1.ReasonEndOfLife, "Resolve", msg)
+	}
+	status.SetComponent(s.mesh, meshv1.ConditionVersionSupported, false, meshv1.ReasonEndOfLife, msg)
 }
 
 // render produces the desired objects, from the render cache when the inputs did not change. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
@@ -103,7 +132,7 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 	cfg := render.Config{
 		MeshName:        s.mesh.Name,
 		Namespace:       s.mesh.Spec.Namespace,
-		Hub:             r.Catalog.Hub,
+		Hub:             r.Catalog().Hub,
 		Version:         s.version,
 		Revisions:       s.revisions,
 		DefaultRevision: s.tagTarget,
@@ -201,6 +230,10 @@ func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous
 	switch {
 	case len(res.Created) > 0 && s.mesh.Status.Version == "":
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Installed", "Install", "Installed Istio %s: %d objects created", s.version.Version, len(res.Created))
+	case s.mesh.Status.Version != "" && s.mesh.Status.Version != s.version.Version &&
+		istio.Version{Version: s.mesh.Status.Version}.Minor() == s.version.Minor():
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "PatchUpgrade", "Upgrade", "Upgrading Istio %s to the patch release %s of the same minor: %d objects changed",
+			s.mesh.Status.Version, s.version.Version, len(res.Created)+len(res.Updated))
 	case s.mesh.Status.Version != "" && s.mesh.Status.Version != s.version.Version:
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Upgraded", "Upgrade", "Upgrading Istio %s to %s: %d objects changed",
 			s.mesh.Status.Version, s.version.Version, len(res.Created)+len(res.Updated))
@@ -256,8 +289,11 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		return soonest(result, rolloutRecheck), nil
 	}
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
-	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady,
-		Message: fmt.Sprintf("Istio %s control plane is ready", s.version.Version)}
+	readyMessage := fmt.Sprintf("Istio %s control plane is ready", s.version.Version)
+	if meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported) != nil {
+		readyMessage += " (past its end of life: see the VersionSupported condition)"
+	}
+	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady, Message: readyMessage}
 	// With the control plane ready, move workloads still on an old revision (sets its own outcome while it runs).
 	rollout, err := r.rolloutWorkloads(ctx, s)
 	if err != nil {

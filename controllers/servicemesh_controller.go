@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -48,8 +49,9 @@ type ServiceMeshReconciler struct {
 	// must not be read stale) and the rare lists not worth caching (workloads during a rollout).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	// Catalog lists the supported Istio versions; DefaultCatalog unless a test swaps it.
-	Catalog *istio.Catalog
+	// catalog lists the supported Istio versions: DefaultCatalog unless a test swaps it (SetCatalog) while the
+	// manager runs, hence atomic.
+	catalog atomic.Pointer[istio.Catalog]
 	// Renders caches renders by the hash of their inputs.
 	Renders *render.Cache
 	// KubeVersion is the cluster's version, for the charts' capability checks.
@@ -75,6 +77,10 @@ type scope struct {
 	// (both "" for InPlace).
 	revisions                  []render.Revision
 	desiredRevision, tagTarget string
+	// tagsMovedFrom is the revision the tags leave in this reconcile ("" when they stay).
+	tagsMovedFrom string
+	// live is what exists of the mesh (read by observe): the source of truth that status reports.
+	live liveState
 	// namespaces is the namespace metadata, listed once per reconcile for revision usage (read-only).
 	namespaces *metav1.PartialObjectMetadataList
 	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
@@ -117,6 +123,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	for _, phase := range []func(context.Context, *scope) (ctrl.Result, error){
 		r.checkConflicts,
+		r.observe,
 		r.resolveVersion,
 		r.planRevisions,
 		r.render,
@@ -160,6 +167,12 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 	}
 	return nil
 }
+
+// Catalog returns the version catalog in use.
+func (r *ServiceMeshReconciler) Catalog() *istio.Catalog { return r.catalog.Load() }
+
+// SetCatalog replaces the version catalog, as a newer or older build of Meshwright would embed another one.
+func (r *ServiceMeshReconciler) SetCatalog(c *istio.Catalog) { r.catalog.Store(c) }
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
 	return &apply.Applier{Reader: r.Client, Writer: r.Client, OwnerLabel: render.LabelOwner, Owner: mesh.Name}

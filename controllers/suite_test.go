@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 
@@ -29,6 +30,9 @@ var (
 	reconciler *ServiceMeshReconciler
 	// writes counts the reconciler's write requests.
 	writes *testutil.CountingClient
+	// clock is the reconciler's clock: it starts on suiteDate whatever the real date, so that versions with an end
+	// of life behave the same on any day; tests that need another date Set it and put it back.
+	clock  *Clock
 	scheme = testutil.Scheme
 )
 
@@ -38,6 +42,9 @@ var (
 	apiReader        *testutil.SwitchableReader
 	managerAPIReader client.Reader
 )
+
+// suiteDate is the date the suite runs on: every catalog version is supported then.
+var suiteDate = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
@@ -83,6 +90,8 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "creating reconciler: %v\n", err)
 		return 1
 	}
+	clock = NewClock(suiteDate)
+	reconciler.Now = clock.Now
 	writes = &testutil.CountingClient{Client: reconciler.Client}
 	reconciler.Client = writes
 	managerAPIReader = reconciler.APIReader

@@ -107,7 +107,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
-			predicate.LabelChangedPredicate{}, deletionPredicate{}))).
+			predicate.LabelChangedPredicate{}, deletionPredicate{}, statusStateLost{}))).
 		Named("servicemesh").
 		// A ServiceMesh stalled by Conflict waits for the one holding the control plane to be gone.
 		Watches(&meshv1.ServiceMesh{}, handler.EnqueueRequestsFromMapFunc(r.allMeshes), builder.WithPredicates(deleteOnly{}))

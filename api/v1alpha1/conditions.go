@@ -7,6 +7,8 @@ const (
 	ConditionStalled           = "Stalled"
 	ConditionControlPlaneReady = "ControlPlaneReady"
 	ConditionCertificatesReady = "CertificatesReady"
+	// ConditionVersionSupported is present, False, only while the mesh runs a version past its end of life.
+	ConditionVersionSupported = "VersionSupported"
 )
 
 // Condition reasons, CamelCase, stable for alerting and scripts.
@@ -29,6 +31,7 @@ const (
 	ReasonWorkloadRolloutFailed = "WorkloadRolloutFailed"
 	// ReasonReconcileError is the fallback for a failure no phase explained; the message is the error.
 	ReasonReconcileError = "ReconcileError"
+	ReasonEndOfLife      = "EndOfLife"
 )
 
 // Finalizer guards the cleanup of everything the operator created for a ServiceMesh.
