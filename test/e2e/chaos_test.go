@@ -179,6 +179,10 @@ func chaosDelete(t *testing.T, n int) {
 		}
 		return nil
 	})
+	// A webhook left pointing at a deleted istiod would block pod creation: deletion starts with the webhooks.
+	if first := c.proxy.sinceArmed(); len(first) == 0 || !strings.HasPrefix(first[0], "DELETE /apis/admissionregistration.k8s.io/") {
+		t.Errorf("the deletion's first write was %v, want a webhook configuration deleted", first[:min(1, len(first))])
+	}
 	deleteAndWait(t, mesh)
 	assertNothingLeft(t, mesh.Name)
 }
