@@ -1,14 +1,21 @@
 # Meshwright — conventional kubebuilder targets plus `demo` (the embedded default) and `cluster` (a local kwok cluster).
 
-IMG ?= meshwright/meshwright:latest
-# Images are built without Docker (hack/image) into OCI image layouts under bin/; the *-push targets need a reference.
+# VERSION is the operator release: the CSV is meshwright.v$(VERSION) and the images are tagged v$(VERSION).
 VERSION ?= 0.1.0
+IMAGE_TAG_BASE ?= meshwright/meshwright
+IMG ?= $(IMAGE_TAG_BASE):v$(VERSION)
+BUNDLE_IMG ?= $(IMAGE_TAG_BASE)-bundle:v$(VERSION)
+CATALOG_IMG ?= $(IMAGE_TAG_BASE)-catalog:v$(VERSION)
+# OLM channels the bundle is published in (comma-separated) and the default one.
+CHANNELS ?= candidate
+DEFAULT_CHANNEL ?= candidate
+# The CSV this version upgrades from (e.g. meshwright.v0.0.9); empty for the first release.
+REPLACES ?=
+# Images are built without Docker (hack/image) into OCI image layouts under bin/; the *-push targets need a reference.
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 IMAGE_SOURCE ?= https://github.com/meshwright/meshwright
-BUNDLE_IMG ?=
-CATALOG_IMG ?=
 # given(VAR) is VAR's value when it came from the command line or the environment, empty when only this Makefile
-# set it: a push to the default IMG would send the image to Docker Hub's meshwright/ namespace.
+# set it: a push to a default reference would send the image to Docker Hub's meshwright/ namespace.
 given = $(if $(filter file default undefined,$(origin $(1))),,$($(1)))
 IMAGE_TOOL ?= $(LOCALBIN)/image-tool
 OCI_LABELS = --label org.opencontainers.image.source=$(IMAGE_SOURCE) --label org.opencontainers.image.version=$(VERSION) \
@@ -57,6 +64,10 @@ vet: ## Run go vet.
 .PHONY: test
 test: vet $(CONTROLLER_GEN) ## Build the Kubernetes binaries if needed, then run every test against a real API server and a kwok cluster.
 	hack/test.sh
+
+.PHONY: test-chaos
+test-chaos: ## Chaos e2e: kill -9 the operator at every mutating request 1..CHAOS_POINTS (default 20) of each scenario, and leader failover.
+	MESHWRIGHT_CHAOS_POINTS=$(or $(CHAOS_POINTS),20) E2E_TIMEOUT=3h hack/e2e.sh -run 'TestChaos|TestLeaderFailover'
 
 .PHONY: fuzz
 fuzz: ## Fuzz values merging and rendering for FUZZTIME each (default 60s); `make test` runs their seed corpus.
@@ -116,6 +127,14 @@ bundle-build: image-tool ## Build the OLM bundle image (bundle/manifests, bundle
 catalog-build: image-tool ## Build the file-based catalog image (catalog/ as /configs) into bin/catalog-image.
 	@$(IMAGE_TOOL) files --out bin/catalog-image --tag $(VERSION) $(OCI_LABELS) \
 		--label operators.operatorframework.io.index.configs.v1=/configs --dir catalog:/configs
+
+##@ OLM
+
+.PHONY: bundle
+bundle: manifests | $(LOCALBIN) ## Generate the OLM bundle (bundle/, bundle.Dockerfile) and catalog (catalog/) from config/, validated.
+	go build -o $(LOCALBIN)/bundle ./hack/bundle
+	$(LOCALBIN)/bundle --version "$(VERSION)" --image "$(IMG)" --bundle-image "$(BUNDLE_IMG)" \
+		--channels "$(CHANNELS)" --default-channel "$(DEFAULT_CHANNEL)" --replaces "$(REPLACES)"
 
 ##@ Deployment
 

@@ -56,16 +56,20 @@ func (r *ServiceMeshReconciler) issueCertificates(ctx context.Context, s *scope)
 		}
 		return ctrl.Result{}, nil
 	}
-	if _, err := r.RESTMapper().RESTMapping(certificateGVK.GroupKind(), certificateGVK.Version); meta.IsNoMatchError(err) {
+	// The CRD itself decides, not only the REST mapper: the mapper keeps a kind it once served after cert-manager is
+	// uninstalled.
+	crdExists := r.certManagerCRDExists(ctx)
+	if _, err := r.RESTMapper().RESTMapping(certificateGVK.GroupKind(), certificateGVK.Version); !crdExists || meta.IsNoMatchError(err) {
 		msg := "spec.security.certificateAuthority.type is CertManager, but cert-manager is not installed (no CRD " +
 			certManagerCRD + "). Install cert-manager (https://cert-manager.io/docs/installation/); Meshwright continues by itself once its CRDs exist."
 		status.SetComponent(s.mesh, meshv1.ConditionCertificatesReady, false, meshv1.ReasonCertManagerMissing, msg)
-		s.outcome = status.Outcome{Reason: meshv1.ReasonCertManagerMissing, Message: msg}
-		// The CRD watch wakes us when cert-manager is installed; between its CRD appearing and the API serving it
-		// there is a short gap, which a short requeue covers.
-		if r.certManagerCRDExists(ctx) {
+		if crdExists {
+			// Installed a moment ago: the API serves the kind shortly after its CRD appears.
+			s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Waiting for cert-manager's CRDs to be served", Reconciling: true}
 			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 		}
+		// Stalled, since only the user can install cert-manager, but not terminal: the CRD watch wakes us.
+		s.outcome = status.Outcome{Reason: meshv1.ReasonCertManagerMissing, Message: msg, Stalled: true}
 		return ctrl.Result{RequeueAfter: 5 * time.Minute}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err

@@ -26,6 +26,12 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	if mesh.Status.Inventory != nil {
 		entries = mesh.Status.Inventory.Entries
 	}
+	// Status may have lost entries (someone wiped it): the live labelled objects are deleted too.
+	live, _, err := r.liveObjects(ctx, mesh.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	entries = union(entries, live)
 	var doomed []string
 	for _, e := range entries {
 		if keepOnDelete(e, mesh.Spec.CRDDeletionPolicy) {
@@ -54,9 +60,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 	}
 	// Its CA certificates are gone with everything else: their expiry is no longer exported.
 	caExpiry.forget(mesh.Name)
-	patch := client.MergeFrom(mesh.DeepCopy())
-	controllerutil.RemoveFinalizer(mesh, meshv1.Finalizer)
-	if err := r.Patch(ctx, mesh, patch); err != nil && !apierrors.IsNotFound(err) {
+	if err := patchFinalizer(ctx, r.Client, mesh, controllerutil.RemoveFinalizer); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil

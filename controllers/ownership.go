@@ -56,7 +56,8 @@ func (r *ServiceMeshReconciler) conflictOr(s *scope, err error) (ctrl.Result, er
 	}
 	after := conflictRecheckMin
 	if c := meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionStalled); c != nil && c.Reason == meshv1.ReasonConflict {
-		after = min(max(r.Now().Sub(c.LastTransitionTime.Time)/2, conflictRecheckMin), conflictRecheckMax)
+		// The transition time comes from the real clock (meta.SetStatusCondition), so the elapsed time does too.
+		after = min(max(time.Since(c.LastTransitionTime.Time)/2, conflictRecheckMin), conflictRecheckMax)
 	}
 	s.outcome = status.Outcome{Reason: meshv1.ReasonConflict, Message: conflict.Error(), Stalled: true}
 	return ctrl.Result{RequeueAfter: after}, nil

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	corev1 "k8s.io/api/core/v1"
@@ -102,7 +101,7 @@ func ensurePeerAuthenticationCRD(t *testing.T) {
 // labels: what a user installing Istio's CRDs with Helm would have.
 func renderedCRD(t *testing.T, name string) *apiextensionsv1.CustomResourceDefinition {
 	t.Helper()
-	v, err := istio.DefaultCatalog.Resolve("", time.Now())
+	v, err := istio.DefaultCatalog.Resolve("", clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +413,7 @@ func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj clie
 
 func TestTheOwnershipCheckAsksTheAPIServerOnlyAboutObjectsMissingFromTheCache(t *testing.T) {
 	mesh := installReady(t, "ownership-reads")
-	v, err := istio.DefaultCatalog.Resolve(mesh.Spec.Version, time.Now())
+	v, err := istio.DefaultCatalog.Resolve(mesh.Spec.Version, clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

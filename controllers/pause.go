@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -32,17 +33,18 @@ func (r *ServiceMeshReconciler) reconcilePaused(ctx context.Context, mesh *meshv
 	if !mesh.DeletionTimestamp.IsZero() {
 		msg += "; the deletion of this ServiceMesh waits until then"
 	}
-	ready, serving := r.istiodReady(ctx, mesh.Spec.Namespace, servingIstiod(mesh))
-	status.Pause(mesh, ready, serving, msg)
-	return ctrl.Result{}, r.patchStatus(ctx, before, mesh)
-}
-
-// servingIstiod is the Deployment of the istiod the default revision tag points at.
-func servingIstiod(mesh *meshv1.ServiceMesh) string {
-	if revisionBased(mesh) && mesh.Status.ActiveRevision != "" {
-		return "istiod-" + mesh.Status.ActiveRevision
+	serving := "istiod"
+	if revisionBased(mesh) {
+		// The istiod the default revision tag points at, read from what is live (status may have been wiped).
+		live, err := r.readLive(ctx, mesh)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		serving = "istiod-" + cmp.Or(live.tagTarget, mesh.Status.ActiveRevision)
 	}
-	return "istiod"
+	ready, servingMessage := r.istiodReady(ctx, mesh.Spec.Namespace, serving)
+	status.Pause(mesh, ready, servingMessage, msg)
+	return ctrl.Result{}, r.patchStatus(ctx, before, mesh)
 }
 
 // resume ends a pause: the Paused condition goes at once, with an event, whether the mesh goes on to reconcile or to

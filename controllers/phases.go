@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,31 +26,67 @@ import (
 // rolloutRecheck bounds how long a rollout can go unassessed if a watch event is missed.
 const rolloutRecheck = 30 * time.Second
 
-// checkConflicts stalls a ServiceMesh when an older one already exists: both would render the same cluster-scoped
-// objects (Istio's CRDs, the default validator) and fight over them.
+// checkConflicts stalls a ServiceMesh unless it is the one that manages the Istio control plane: two would render the
+// same cluster-scoped objects (Istio's CRDs, the default validator) and fight over them. The ServiceMeshes are read
+// from the API server, not the cache, so a mesh created a moment ago is seen. The stall is terminal; the watch on
+// ServiceMesh deletions wakes the others when the holder is gone.
 func (r *ServiceMeshReconciler) checkConflicts(ctx context.Context, s *scope) (ctrl.Result, error) {
 	meshes := &meshv1.ServiceMeshList{}
-	if err := r.List(ctx, meshes); err != nil {
+	if err := r.APIReader.List(ctx, meshes); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing ServiceMeshes: %w", err)
 	}
-	for _, other := range meshes.Items {
-		if other.UID == s.mesh.UID || !other.DeletionTimestamp.IsZero() {
-			continue
-		}
-		older := other.CreationTimestamp.Before(&s.mesh.CreationTimestamp) ||
-			(other.CreationTimestamp.Equal(&s.mesh.CreationTimestamp) && other.Name < s.mesh.Name)
-		if older {
-			return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
-				"ServiceMesh %q already manages the Istio control plane of this cluster; only one ServiceMesh is supported", other.Name))
-		}
+	holder := controlPlaneHolder(meshes.Items)
+	switch {
+	case holder == nil || holder.UID == s.mesh.UID:
+		return ctrl.Result{}, nil
+	case !holder.DeletionTimestamp.IsZero():
+		return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
+			"ServiceMesh %q, which manages the Istio control plane of this cluster, is being deleted; this ServiceMesh takes over once it is gone", holder.Name))
+	default:
+		return ctrl.Result{}, s.stalled(meshv1.ReasonConflict, fmt.Sprintf(
+			"ServiceMesh %q already manages the Istio control plane of this cluster; only one ServiceMesh is supported", holder.Name))
 	}
-	return ctrl.Result{}, nil
 }
 
-// resolveVersion turns spec.version into a catalog version. An unsupported version stalls the mesh and touches
-// nothing: the last good control plane keeps running.
+// controlPlaneHolder picks the one ServiceMesh allowed to manage the control plane, the same whichever mesh asks: one
+// that already applied objects (it has an inventory) keeps them, then the oldest, then the first by name
+// (creationTimestamp has whole seconds). Without the first rule, a mesh reconciled before a same-second mesh with a
+// smaller name existed would proceed, and then that one too. A mesh being deleted holds until it is gone, so its
+// cleanup and the next mesh's install never overlap.
+func controlPlaneHolder(meshes []meshv1.ServiceMesh) *meshv1.ServiceMesh {
+	applied := func(m *meshv1.ServiceMesh) bool {
+		return m.Status.Inventory != nil && len(m.Status.Inventory.Entries) > 0
+	}
+	var holder *meshv1.ServiceMesh
+	for i := range meshes {
+		m := &meshes[i]
+		switch {
+		case holder == nil:
+			holder = m
+		case applied(m) != applied(holder):
+			if applied(m) {
+				holder = m
+			}
+		case !m.CreationTimestamp.Equal(&holder.CreationTimestamp):
+			if m.CreationTimestamp.Before(&holder.CreationTimestamp) {
+				holder = m
+			}
+		case m.Name < holder.Name:
+			holder = m
+		}
+	}
+	return holder
+}
+
+// resolveVersion turns spec.version into a catalog version. An empty spec.version or "latest" keeps the minor the
+// live istiod runs, so upgrading Meshwright never upgrades a mesh's minor. An unsupported version stalls the mesh and
+// touches nothing: the last good control plane keeps running. A running version past its end of life only warns.
 func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctrl.Result, error) {
-	v, err := r.Catalog.Resolve(s.mesh.Spec.Version, r.Now())
+	running := s.live.running()
+	if running == "" && len(s.live.revisions) > 0 {
+		running = s.mesh.Status.Version // an istiod whose image says nothing (edited?): the last version reported
+	}
+	res, err := r.Catalog().ResolveRunning(s.mesh.Spec.Version, running, r.Now())
 	var unsupported *istio.UnsupportedVersionError
 	if errors.As(err, &unsupported) {
 		return ctrl.Result{}, s.stalled(meshv1.ReasonUnsupportedVersion, err.Error())
@@ -57,8 +94,31 @@ func (r *ServiceMeshReconciler) resolveVersion(_ context.Context, s *scope) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.version = v
+	s.version = res.Version
+	if s.mesh.Status.Version == "" && running != "" {
+		// Rebuilding a wiped status: the version the mesh was moving to, if a revision of it is live, else the running one.
+		s.mesh.Status.Version = running
+		if slices.Contains(slices.Collect(maps.Values(s.live.revisions)), s.version.Version) {
+			s.mesh.Status.Version = s.version.Version
+		}
+	}
+	r.reportSupport(s, res)
 	return ctrl.Result{}, nil
+}
+
+// reportSupport warns, with the VersionSupported condition and an event, while the mesh runs a version past its end
+// of life. The condition is present only then.
+func (r *ServiceMeshReconciler) reportSupport(s *scope, res istio.Resolution) {
+	if !res.PastEndOfLife {
+		meta.RemoveStatusCondition(&s.mesh.Status.Conditions, meshv1.ConditionVersionSupported)
+		return
+	}
+	msg := fmt.Sprintf("Istio %s reached its end of life on %s and gets no more fixes; the mesh keeps running it. "+
+		"Set spec.version to a supported version to upgrade.", res.Version.Version, res.EndOfLife)
+	if c := meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported); c == nil || c.Status != metav1.ConditionFalse {
+		r.Recorder.Eventf(s.mesh, nil, "Warning", meshv1.ReasonEndOfLife, "Resolve", msg)
+	}
+	status.SetComponent(s.mesh, meshv1.ConditionVersionSupported, false, meshv1.ReasonEndOfLife, msg)
 }
 
 // render produces the desired objects, from the render cache when the inputs did not change. A render error is the user's input (a chart rejected spec.values, say): the mesh stalls.
@@ -72,7 +132,7 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 	cfg := render.Config{
 		MeshName:        s.mesh.Name,
 		Namespace:       s.mesh.Spec.Namespace,
-		Hub:             r.Catalog.Hub,
+		Hub:             r.Catalog().Hub,
 		Version:         s.version,
 		Revisions:       s.revisions,
 		DefaultRevision: s.tagTarget,
@@ -123,7 +183,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	s.mesh.Status.Inventory = &meshv1.Inventory{Entries: union(current, remaining)}
 	if err != nil {
-		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		s.outcome = status.Failed(meshv1.ReasonApplyFailed, err)
 		return ctrl.Result{}, err
 	}
 	s.mesh.Status.Version = s.version.Version
@@ -157,7 +217,9 @@ func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs
 		s.mesh.Status.Inventory = &meshv1.Inventory{Entries: previous}
 		return r.conflictOr(s, err)
 	case err != nil:
-		s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+		// Refused by admission or RBAC: Stalled, since retrying cannot help until someone changes the policy or the
+		// spec, yet retried with backoff, since that change may happen outside the ServiceMesh.
+		s.outcome = status.Failed(meshv1.ReasonApplyFailed, err)
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
@@ -174,6 +236,10 @@ func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous
 	switch {
 	case len(res.Created) > 0 && s.mesh.Status.Version == "":
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Installed", "Install", "Installed Istio %s: %d objects created", s.version.Version, len(res.Created))
+	case s.mesh.Status.Version != "" && s.mesh.Status.Version != s.version.Version &&
+		istio.Version{Version: s.mesh.Status.Version}.Minor() == s.version.Minor():
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "PatchUpgrade", "Upgrade", "Upgrading Istio %s to the patch release %s of the same minor: %d objects changed",
+			s.mesh.Status.Version, s.version.Version, len(res.Created)+len(res.Updated))
 	case s.mesh.Status.Version != "" && s.mesh.Status.Version != s.version.Version:
 		r.Recorder.Eventf(s.mesh, nil, "Normal", "Upgraded", "Upgrade", "Upgrading Istio %s to %s: %d objects changed",
 			s.mesh.Status.Version, s.version.Version, len(res.Created)+len(res.Updated))
@@ -229,11 +295,15 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		return soonest(result, rolloutRecheck), nil
 	}
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
-	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady,
-		Message: fmt.Sprintf("Istio %s control plane is ready", s.version.Version)}
+	readyMessage := fmt.Sprintf("Istio %s control plane is ready", s.version.Version)
+	if meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported) != nil {
+		readyMessage += " (past its end of life: see the VersionSupported condition)"
+	}
+	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady, Message: readyMessage}
 	// With the control plane ready, move workloads still on an old revision (sets its own outcome while it runs).
 	rollout, err := r.rolloutWorkloads(ctx, s)
 	if err != nil {
+		s.outcome = status.Failed(meshv1.ReasonWorkloadRolloutFailed, err)
 		return ctrl.Result{}, err
 	}
 	if rollout.RequeueAfter > 0 {

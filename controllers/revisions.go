@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/istio"
 	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/status"
@@ -41,9 +42,9 @@ func revisionBased(mesh *meshv1.ServiceMesh) bool {
 func RevisionName(mesh string, v istio.Version) string { return mesh + "-" + v.RevisionSuffix() }
 
 // planRevisions decides which istiod revisions to render and which one the revision tags point to. InPlace has one
-// revision, upgraded in place. RevisionBased keeps every revision listed in status beside the desired one; the tags
-// stay on the active revision until the desired one is ready (see assessRevisions).
-func (r *ServiceMeshReconciler) planRevisions(_ context.Context, s *scope) (ctrl.Result, error) {
+// revision, upgraded in place. RevisionBased keeps every revision that is live or listed in status beside the desired
+// one; the tags stay where the live tag webhook points until the desired revision is ready, and then move to it.
+func (r *ServiceMeshReconciler) planRevisions(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !revisionBased(s.mesh) {
 		s.revisions = []render.Revision{{Version: s.version}}
 		s.desiredRevision, s.tagTarget = "", ""
@@ -55,15 +56,16 @@ func (r *ServiceMeshReconciler) planRevisions(_ context.Context, s *scope) (ctrl
 		known = append(known, meshv1.RevisionStatus{Name: s.desiredRevision, Version: s.version.Version,
 			CreatedAt: &metav1.Time{Time: r.Now().Truncate(time.Second)}})
 	}
-	s.tagTarget = s.mesh.Status.ActiveRevision
-	if !slices.ContainsFunc(known, func(rs meshv1.RevisionStatus) bool { return rs.Name == s.tagTarget }) {
-		s.tagTarget = s.desiredRevision
+	s.tagTarget = r.tagTarget(ctx, s, known)
+	if s.live.tagTarget != "" && s.live.tagTarget != s.tagTarget {
+		s.tagsMovedFrom = s.live.tagTarget
 	}
 	tags := append([]string{defaultTag}, revisionTags(s.mesh)...)
 	s.revisions = nil
 	for _, rs := range known {
-		v, err := r.Catalog.Resolve(rs.Version, r.Now())
-		if err != nil {
+		// A revision keeps its exact version even past its end of life: the clock never changes what runs.
+		v, ok := r.Catalog().Lookup(rs.Version)
+		if !ok {
 			continue // no longer embedded: its objects stay as they are until it is unused
 		}
 		rev := render.Revision{Name: rs.Name, Version: v}
@@ -74,6 +76,35 @@ func (r *ServiceMeshReconciler) planRevisions(_ context.Context, s *scope) (ctrl
 	}
 	s.mesh.Status.Revisions = known
 	return ctrl.Result{}, nil
+}
+
+// tagTarget picks the revision the tags point to: the desired one once its istiod is ready (the switch point of an
+// upgrade), else where the live tag webhook points, else where status says (the webhook was deleted), else the newest
+// ready revision; a mesh with none of these (a new one) gets the desired revision.
+func (r *ServiceMeshReconciler) tagTarget(ctx context.Context, s *scope, known []meshv1.RevisionStatus) string {
+	isKnown := func(name string) bool {
+		return name != "" && slices.ContainsFunc(known, func(rs meshv1.RevisionStatus) bool { return rs.Name == name })
+	}
+	ready := func(name string) bool {
+		ok, _ := r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod-"+name)
+		return ok
+	}
+	switch {
+	case ready(s.desiredRevision):
+		return s.desiredRevision
+	case isKnown(s.live.tagTarget):
+		return s.live.tagTarget
+	case isKnown(s.mesh.Status.ActiveRevision):
+		return s.mesh.Status.ActiveRevision
+	}
+	byVersion := slices.Clone(known)
+	slices.SortFunc(byVersion, func(a, b meshv1.RevisionStatus) int { return istio.CompareVersions(b.Version, a.Version) })
+	for _, rs := range byVersion {
+		if rs.Name != s.desiredRevision && ready(rs.Name) {
+			return rs.Name
+		}
+	}
+	return s.desiredRevision
 }
 
 func revisionTags(mesh *meshv1.ServiceMesh) []string {
@@ -88,6 +119,9 @@ func revisionTags(mesh *meshv1.ServiceMesh) []string {
 // revisions that nothing has used for the grace period. It returns whether the desired revision is ready.
 func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (ready bool, message string, result ctrl.Result, err error) {
 	now := r.Now()
+	if s.tagsMovedFrom != "" {
+		r.Recorder.Eventf(s.mesh, nil, "Normal", "TagsMoved", "Upgrade", "Revision tags moved from %s to %s", s.tagsMovedFrom, s.tagTarget)
+	}
 	var kept []meshv1.RevisionStatus
 	rollout := map[string]string{} // revision → what its istiod rollout is waiting for
 	for _, rs := range s.mesh.Status.Revisions {
@@ -106,7 +140,11 @@ func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (
 		case now.Sub(rs.InactiveSince.Time) >= gracePeriod(s.mesh):
 			r.Recorder.Eventf(s.mesh, nil, "Normal", "RevisionRemoved", "Prune",
 				"Removing revision %s (Istio %s): unused since %s", rs.Name, rs.Version, rs.InactiveSince.Format(time.RFC3339))
-			result = soonest(result, time.Millisecond) // re-render without it, which prunes its objects
+			if err := r.retireRevision(ctx, s, rs.Name); err != nil {
+				s.outcome = status.Outcome{Reason: meshv1.ReasonApplyFailed, Message: err.Error(), Reconciling: true}
+				return false, "", result, err // status keeps the revision, and when it became inactive
+			}
+			result = soonest(result, time.Millisecond) // re-render without it
 			continue
 		default:
 			result = soonest(result, gracePeriod(s.mesh)-now.Sub(rs.InactiveSince.Time))
@@ -134,12 +172,31 @@ func (r *ServiceMeshReconciler) assessRevisions(ctx context.Context, s *scope) (
 		return false, message, result, nil
 	}
 	if s.tagTarget != s.desiredRevision {
-		r.Recorder.Eventf(s.mesh, nil, "Normal", "TagsMoved", "Upgrade", "Revision tags moved from %s to %s", s.tagTarget, s.desiredRevision)
-		s.tagTarget = s.desiredRevision
-		s.mesh.Status.ActiveRevision = s.desiredRevision
+		// The desired revision became ready after this reconcile planned the tags: the next one moves them.
 		return false, "moving the revision tags to " + s.desiredRevision, soonest(result, time.Millisecond), nil
 	}
 	return true, fmt.Sprintf("revision %s ready", desired.Name), result, nil
+}
+
+// retireRevision deletes the objects of a revision at once, webhooks first, and drops them from the inventory. They
+// must be gone before the next reconcile reads what is live, or it would find the revision and restore it.
+func (r *ServiceMeshReconciler) retireRevision(ctx context.Context, s *scope, name string) error {
+	entries := slices.Clone(s.live.byRevision[name])
+	for _, o := range s.objects {
+		if o.GetLabels()[render.LabelRevision] == name {
+			entries = append(entries, apply.IDOf(o).String())
+		}
+	}
+	entries = union(entries, nil)
+	remaining, err := r.applier(s.mesh).Delete(ctx, orderForDeletion(entries))
+	if inv := s.mesh.Status.Inventory; inv != nil {
+		deleted := apply.Stale(entries, remaining)
+		s.mesh.Status.Inventory = &meshv1.Inventory{Entries: apply.Stale(inv.Entries, deleted)}
+	}
+	if err != nil {
+		return fmt.Errorf("removing revision %s: %w", name, err)
+	}
+	return nil
 }
 
 func (s *scope) revisionStatus(name string) *meshv1.RevisionStatus {

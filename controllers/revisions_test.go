@@ -326,9 +326,9 @@ func TestRevisionOfAVersionNoLongerEmbeddedStaysUntilUnused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	embedded := reconciler.Catalog
-	reconciler.Catalog = onlyNewest
-	t.Cleanup(func() { reconciler.Catalog = embedded })
+	embedded := reconciler.Catalog()
+	reconciler.SetCatalog(onlyNewest)
+	t.Cleanup(func() { reconciler.SetCatalog(embedded) })
 
 	oldIstiod := &appsv1.Deployment{}
 	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: mesh.Spec.Namespace, Name: "istiod-" + old}, oldIstiod); err != nil {

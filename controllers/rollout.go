@@ -26,6 +26,10 @@ import (
 // template restarts the pods (as `kubectl rollout restart` does); the value makes the restart happen once per upgrade.
 const AnnotationRestartedFor = "mesh.meshwright.dev/restarted-for"
 
+// AnnotationRestartedAt records on the pod template when Meshwright restarted the workload (RFC 3339), so that a
+// restart that never finishes rolling out is noticed even across operator restarts.
+const AnnotationRestartedAt = "mesh.meshwright.dev/restarted-at"
+
 // rolloutRecheckWorkloads bounds how long a workload rollout waits between steps if a watch event is missed.
 const rolloutRecheckWorkloads = 5 * time.Second
 
@@ -86,6 +90,16 @@ func (r *ServiceMeshReconciler) rolloutWorkloads(ctx context.Context, s *scope) 
 		return ctrl.Result{}, err
 	}
 	inProgress = append(inProgress, stillRolling...)
+	if late := overdue(inProgress, r.Now(), readinessTimeout(s.mesh)); len(late) > 0 {
+		// Stop restarting: a workload that cannot roll out on the new revision may mean the new proxy breaks it.
+		rollout.Pending, rollout.InProgress, rollout.Pinned = int32(len(pending)), ids(inProgress), ids(pinned)
+		s.mesh.Status.WorkloadRollout = rollout
+		s.outcome = status.Outcome{Reason: meshv1.ReasonWorkloadRolloutFailed, Stalled: true, Message: fmt.Sprintf(
+			"Workload rollout onto revision %s paused: %s did not finish rolling out within %s of its restart; %d workloads wait. "+
+				"Fix the workload (kubectl rollout status); the rollout resumes once it is rolled out", s.tagTarget,
+			strings.Join(ids(late), ", "), readinessTimeout(s.mesh), len(pending))}
+		return ctrl.Result{RequeueAfter: rolloutRecheckWorkloads}, nil
+	}
 	max := int(ptrOr(us.WorkloadRollout.MaxConcurrent, 1))
 	for len(inProgress) < max && len(pending) > 0 {
 		w := pending[0]
@@ -95,6 +109,7 @@ func (r *ServiceMeshReconciler) rolloutWorkloads(ctx context.Context, s *scope) 
 			w.template.Annotations = map[string]string{}
 		}
 		w.template.Annotations[AnnotationRestartedFor] = s.tagTarget
+		w.template.Annotations[AnnotationRestartedAt] = r.Now().UTC().Format(time.RFC3339)
 		if err := r.Patch(ctx, w.obj, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("restarting %s: %w", w.id, err)
 		}
@@ -114,6 +129,19 @@ func (r *ServiceMeshReconciler) rolloutWorkloads(ctx context.Context, s *scope) 
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, "revision "+s.tagTarget+" ready")
 	s.outcome = status.Outcome{Reason: meshv1.ReasonUpgrading, Message: msg, Reconciling: true}
 	return ctrl.Result{RequeueAfter: rolloutRecheckWorkloads}, nil
+}
+
+// overdue returns the restarted workloads still rolling out more than timeout after their restart. The annotation has
+// whole seconds, so a second is added: the timeout is never cut short.
+func overdue(restarted []workload, now time.Time, timeout time.Duration) []workload {
+	var out []workload
+	for _, w := range restarted {
+		at, err := time.Parse(time.RFC3339, w.template.Annotations[AnnotationRestartedAt])
+		if err == nil && !w.rolledOut && now.Sub(at) >= timeout+time.Second {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // stillRolling returns the workloads of previous (IDs) that are not among candidates, were restarted for target, and
@@ -190,7 +218,7 @@ func (r *ServiceMeshReconciler) listWorkloads(ctx context.Context, ns string) ([
 	var out []workload
 	deps := &appsv1.DeploymentList{}
 	if err := r.APIReader.List(ctx, deps, client.InNamespace(ns)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing Deployments in %s: %w", ns, err)
 	}
 	for i := range deps.Items {
 		d := &deps.Items[i]
@@ -199,7 +227,7 @@ func (r *ServiceMeshReconciler) listWorkloads(ctx context.Context, ns string) ([
 	}
 	sets := &appsv1.StatefulSetList{}
 	if err := r.APIReader.List(ctx, sets, client.InNamespace(ns)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing StatefulSets in %s: %w", ns, err)
 	}
 	for i := range sets.Items {
 		st := &sets.Items[i]
@@ -210,7 +238,7 @@ func (r *ServiceMeshReconciler) listWorkloads(ctx context.Context, ns string) ([
 	}
 	daemons := &appsv1.DaemonSetList{}
 	if err := r.APIReader.List(ctx, daemons, client.InNamespace(ns)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing DaemonSets in %s: %w", ns, err)
 	}
 	for i := range daemons.Items {
 		ds := &daemons.Items[i]

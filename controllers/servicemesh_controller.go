@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -49,8 +50,9 @@ type ServiceMeshReconciler struct {
 	// of rendered objects missing from the label-filtered cache (an object Meshwright did not label is in no cache).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	// Catalog lists the supported Istio versions; DefaultCatalog unless a test swaps it.
-	Catalog *istio.Catalog
+	// catalog lists the supported Istio versions: DefaultCatalog unless a test swaps it (SetCatalog) while the
+	// manager runs, hence atomic.
+	catalog atomic.Pointer[istio.Catalog]
 	// Renders caches renders by the hash of their inputs.
 	Renders *render.Cache
 	// KubeVersion is the cluster's version, for the charts' capability checks.
@@ -76,6 +78,10 @@ type scope struct {
 	// (both "" for InPlace).
 	revisions                  []render.Revision
 	desiredRevision, tagTarget string
+	// tagsMovedFrom is the revision the tags leave in this reconcile ("" when they stay).
+	tagsMovedFrom string
+	// live is what exists of the mesh (read by observe): the source of truth that status reports.
+	live liveState
 	// namespaces is the namespace metadata, listed once per reconcile for revision usage (read-only).
 	namespaces *metav1.PartialObjectMetadataList
 	// upgradeFailed explains a RevisionBased upgrade whose new revision missed its readiness timeout.
@@ -110,9 +116,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return r.reconcileDelete(ctx, mesh)
 	}
 	if !controllerutil.ContainsFinalizer(mesh, meshv1.Finalizer) {
-		patch := client.MergeFrom(mesh.DeepCopy())
-		controllerutil.AddFinalizer(mesh, meshv1.Finalizer)
-		if err := r.Patch(ctx, mesh, patch); err != nil {
+		if err := patchFinalizer(ctx, r.Client, mesh, controllerutil.AddFinalizer); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
@@ -120,7 +124,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	before := mesh.DeepCopy()
 	s := &scope{mesh: mesh}
 	defer func() {
-		status.Apply(mesh, s.outcome)
+		status.Apply(mesh, s.outcome, err)
 		if perr := r.patchStatus(ctx, before, mesh); perr != nil {
 			err = errors.Join(err, perr)
 		}
@@ -128,6 +132,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	for _, phase := range []func(context.Context, *scope) (ctrl.Result, error){
 		r.checkConflicts,
+		r.observe,
 		r.resolveVersion,
 		r.planRevisions,
 		r.render,
@@ -151,6 +156,17 @@ func (s *scope) stalled(reason, message string) error {
 	return reconcile.TerminalError(errors.New(message))
 }
 
+// patchFinalizer adds or removes (change) the finalizer with a merge patch that carries the resourceVersion it was
+// decided on: if the ServiceMesh changed meanwhile (another writer's finalizers, a deletion), the API server refuses
+// the patch with a Conflict and the reconcile starts again from a fresh read, instead of overwriting the list.
+func patchFinalizer(ctx context.Context, c client.Writer, obj client.Object, change func(client.Object, string) bool) error {
+	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	if !change(obj, meshv1.Finalizer) {
+		return nil
+	}
+	return c.Patch(ctx, obj, patch)
+}
+
 // patchStatus writes status only when it changed, so a steady state costs no API write.
 func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *meshv1.ServiceMesh) error {
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
@@ -161,6 +177,12 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 	}
 	return nil
 }
+
+// Catalog returns the version catalog in use.
+func (r *ServiceMeshReconciler) Catalog() *istio.Catalog { return r.catalog.Load() }
+
+// SetCatalog replaces the version catalog, as a newer or older build of Meshwright would embed another one.
+func (r *ServiceMeshReconciler) SetCatalog(c *istio.Catalog) { r.catalog.Store(c) }
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
 	return &apply.Applier{Reader: r.Client, Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name,

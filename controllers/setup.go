@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
@@ -42,13 +41,18 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading the Kubernetes version: %w", err)
 	}
-	return &ServiceMeshReconciler{
+	now, err := clockFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	r := &ServiceMeshReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("meshwright"),
-		Catalog:     istio.DefaultCatalog,
 		Renders:     render.NewCache(8, apply.StampHashes),
 		KubeVersion: v.GitVersion,
-		Now:         time.Now,
-	}, nil
+		Now:         now,
+	}
+	r.SetCatalog(istio.DefaultCatalog)
+	return r, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 
@@ -29,8 +30,21 @@ var (
 	reconciler *ServiceMeshReconciler
 	// writes counts the reconciler's write requests.
 	writes *testutil.CountingClient
+	// clock is the reconciler's clock: it starts on suiteDate whatever the real date, so that versions with an end
+	// of life behave the same on any day; tests that need another date Set it and put it back.
+	clock  *Clock
 	scheme = testutil.Scheme
 )
+
+// apiReader is the reconciler's APIReader; a test may route it through another identity, then back through
+// managerAPIReader (the manager's own).
+var (
+	apiReader        *testutil.SwitchableReader
+	managerAPIReader client.Reader
+)
+
+// suiteDate is the date the suite runs on: every catalog version is supported then.
+var suiteDate = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
@@ -76,8 +90,13 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "creating reconciler: %v\n", err)
 		return 1
 	}
+	clock = NewClock(suiteDate)
+	reconciler.Now = clock.Now
 	writes = &testutil.CountingClient{Client: reconciler.Client}
 	reconciler.Client = writes
+	managerAPIReader = reconciler.APIReader
+	apiReader = testutil.NewSwitchableReader(managerAPIReader)
+	reconciler.APIReader = apiReader
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setting up controller: %v\n", err)
 		return 1

@@ -107,8 +107,10 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1.ServiceMesh{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
-			predicate.LabelChangedPredicate{}, deletionPredicate{}))).
-		Named("servicemesh")
+			predicate.LabelChangedPredicate{}, deletionPredicate{}, statusStateLost{}))).
+		Named("servicemesh").
+		// A ServiceMesh stalled by Conflict waits for the one holding the control plane to be gone.
+		Watches(&meshv1.ServiceMesh{}, handler.EnqueueRequestsFromMapFunc(r.allMeshes), builder.WithPredicates(deleteOnly{}))
 	for _, gvk := range WatchedKinds {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
@@ -222,3 +224,11 @@ func (createOrDelete) Create(event.CreateEvent) bool   { return true }
 func (createOrDelete) Delete(event.DeleteEvent) bool   { return true }
 func (createOrDelete) Update(event.UpdateEvent) bool   { return false }
 func (createOrDelete) Generic(event.GenericEvent) bool { return false }
+
+// deleteOnly passes deletions only.
+type deleteOnly struct{ predicate.Funcs }
+
+func (deleteOnly) Create(event.CreateEvent) bool   { return false }
+func (deleteOnly) Delete(event.DeleteEvent) bool   { return true }
+func (deleteOnly) Update(event.UpdateEvent) bool   { return false }
+func (deleteOnly) Generic(event.GenericEvent) bool { return false }

@@ -28,8 +28,8 @@ bin/manager --health-probe-bind-address=127.0.0.1:0 > bin/demo-operator.log 2>&1
 operator=$!
 trap 'kill $operator 2>/dev/null || true' EXIT
 
-step "Applying config/samples (minimal ServiceMesh)"
-kubectl apply --server-side -k config/samples
+step "Applying the minimal ServiceMesh sample"
+kubectl apply --server-side -f config/samples/mesh_v1alpha1_servicemesh_minimal.yaml
 
 step "Waiting (at most ${DEMO_TIMEOUT:-300}s) for the ServiceMesh to reach its final state"
 deadline=$(( $(date +%s) + ${DEMO_TIMEOUT:-300} ))

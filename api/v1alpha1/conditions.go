@@ -9,6 +9,8 @@ const (
 	ConditionCertificatesReady = "CertificatesReady"
 	// ConditionPaused is True while the ServiceMesh carries AnnotationPaused.
 	ConditionPaused = "Paused"
+	// ConditionVersionSupported is present, False, only while the mesh runs a version past its end of life.
+	ConditionVersionSupported = "VersionSupported"
 )
 
 // Condition reasons, CamelCase, stable for alerting and scripts.
@@ -27,6 +29,12 @@ const (
 	ReasonUpgradeFailed       = "UpgradeFailed"
 	ReasonUpgrading           = "Upgrading"
 	ReasonPaused              = "Paused"
+	// ReasonWorkloadRolloutFailed: a workload restarted onto the new revision did not roll out in time, or the
+	// rollout could not read or restart workloads.
+	ReasonWorkloadRolloutFailed = "WorkloadRolloutFailed"
+	// ReasonReconcileError is the fallback for a failure no phase explained; the message is the error.
+	ReasonReconcileError = "ReconcileError"
+	ReasonEndOfLife      = "EndOfLife"
 )
 
 // Annotations users set.

@@ -14,7 +14,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="(has(self.security) && has(self.security.certificateAuthority) && has(self.security.certificateAuthority.type) ? self.security.certificateAuthority.type : 'Istiod') == (has(oldSelf.security) && has(oldSelf.security.certificateAuthority) && has(oldSelf.security.certificateAuthority.type) ? oldSelf.security.certificateAuthority.type : 'Istiod')",message="spec.security.certificateAuthority.type cannot be changed on an existing ServiceMesh: it replaces the root every workload trusts. Follow the migration in the README (Certificate authority: changing the CA type): delete and re-create the ServiceMesh with the new type, then restart the injected workloads"
 type ServiceMeshSpec struct {
 	// Version of Istio to run: an exact version from the operator's catalog ("1.31.0"), a minor alias that
-	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty means "latest".
+	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty or "latest": a new mesh gets the
+	// newest version, and a running mesh keeps the minor it runs (following its newest patch) until this field
+	// names another, so upgrading the operator never moves a mesh to another Istio minor.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^(latest|[0-9]+\.[0-9]+(\.[0-9]+)?)$`
@@ -197,7 +199,9 @@ type UpdateStrategy struct {
 
 	// ReadinessTimeout is how long a new revision may take to become ready (RevisionBased). After it, the upgrade
 	// is reported as failed (Ready=False, reason UpgradeFailed) and the revision tags stay on the old revision,
-	// which keeps serving. Default 10m.
+	// which keeps serving. It also bounds how long each workload restarted by workloadRollout may take to roll out;
+	// after it, the rollout pauses (Stalled, reason WorkloadRolloutFailed) until that workload is rolled out.
+	// Default 10m.
 	// +optional
 	ReadinessTimeout *metav1.Duration `json:"readinessTimeout,omitempty"`
 

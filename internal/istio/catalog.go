@@ -86,37 +86,79 @@ func (e *UnsupportedVersionError) Error() string {
 		e.Requested, e.Reason, strings.Join(e.Supported, ", "), minorOf(e.Supported[0]))
 }
 
-// Resolve turns spec.version (exact, minor alias, "latest" or empty) into a supported version as of now.
+// Resolve turns spec.version (exact, minor alias, "latest" or empty) into a supported version as of now, for a mesh
+// that runs nothing yet.
 func (c *Catalog) Resolve(requested string, now time.Time) (Version, error) {
+	res, err := c.ResolveRunning(requested, "", now)
+	return res.Version, err
+}
+
+// Resolution is spec.version resolved for a mesh.
+type Resolution struct {
+	Version
+	// Pinned is true when spec.version floats (empty or "latest") and the mesh keeps the minor it runs.
+	Pinned bool
+	// PastEndOfLife is true when the version is past its end of life, which only a mesh already running its minor
+	// is given.
+	PastEndOfLife bool
+}
+
+// ResolveRunning turns spec.version into a catalog version for a mesh that runs the exact version running ("" when it
+// runs nothing yet). An empty spec.version or "latest" keeps the minor the mesh runs, following its newest patch, so
+// that upgrading Meshwright never moves a mesh to another minor; a mesh that runs nothing gets the newest version.
+// End of life refuses only a minor the mesh does not run yet: the clock never stops a running mesh, the caller
+// warns instead (PastEndOfLife).
+func (c *Catalog) ResolveRunning(requested, running string, now time.Time) (Resolution, error) {
+	pinned := (requested == "" || requested == "latest") && running != ""
+	query := requested
+	if pinned {
+		query = minorOf(running)
+	}
 	unsupported := func(reason string) error {
 		return &UnsupportedVersionError{Requested: requested, Reason: reason, Supported: c.supported(now)}
 	}
-	var candidates []Version
-	switch {
-	case requested == "" || requested == "latest":
-		candidates = c.Versions
-	case strings.Count(requested, ".") == 1:
-		for _, v := range c.Versions {
-			if minorOf(v.Version) == requested {
-				candidates = append(candidates, v)
-			}
-		}
-	default:
-		for _, v := range c.Versions {
-			if v.Version == requested {
-				candidates = append(candidates, v)
-			}
-		}
-	}
+	candidates := c.candidates(query)
 	if len(candidates) == 0 {
-		return Version{}, unsupported("is not supported by this version of Meshwright")
+		if pinned {
+			return Resolution{}, unsupported(fmt.Sprintf("keeps the Istio minor the mesh runs (%s), which this version "+
+				"of Meshwright does not support; set spec.version to a supported minor to move the mesh", running))
+		}
+		return Resolution{}, unsupported("is not supported by this version of Meshwright")
 	}
 	for _, v := range candidates {
 		if !v.endOfLife(now) {
-			return v, nil
+			return Resolution{Version: v, Pinned: pinned}, nil
 		}
 	}
-	return Version{}, unsupported("is past its end of life")
+	if running != "" && minorOf(running) == candidates[0].Minor() {
+		return Resolution{Version: candidates[0], Pinned: pinned, PastEndOfLife: true}, nil
+	}
+	return Resolution{}, unsupported("is past its end of life")
+}
+
+// candidates returns the versions a spec.version names, newest first: all of them for "" and "latest".
+func (c *Catalog) candidates(requested string) []Version {
+	var out []Version
+	for _, v := range c.Versions {
+		switch {
+		case requested == "" || requested == "latest",
+			strings.Count(requested, ".") == 1 && v.Minor() == requested,
+			v.Version == requested:
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Lookup returns the catalog entry of an exact version, whatever its end of life: a revision that already runs it
+// keeps being rendered.
+func (c *Catalog) Lookup(exact string) (Version, bool) {
+	for _, v := range c.Versions {
+		if v.Version == exact {
+			return v, true
+		}
+	}
+	return Version{}, false
 }
 
 // Images returns the image references of a version, keyed like versions.yaml's images.
@@ -147,6 +189,26 @@ func (v Version) Minor() string { return minorOf(v.Version) }
 
 // RevisionSuffix is "1-31-0" for "1.31.0", the form revision names use.
 func (v Version) RevisionSuffix() string { return strings.ReplaceAll(v.Version, ".", "-") }
+
+// CompareVersions compares two exact versions ("1.30.4") by semantic version: -1, 0 or +1. A version that does not
+// parse sorts before every one that does.
+func CompareVersions(a, b string) int {
+	va, errA := parseSemver(a)
+	vb, errB := parseSemver(b)
+	switch {
+	case errA != nil && errB != nil:
+		return strings.Compare(a, b)
+	case errA != nil:
+		return -1
+	case errB != nil:
+		return 1
+	case va.newerThan(vb):
+		return 1
+	case vb.newerThan(va):
+		return -1
+	}
+	return 0
+}
 
 func minorOf(version string) string {
 	parts := strings.SplitN(version, ".", 3)

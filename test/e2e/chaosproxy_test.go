@@ -29,6 +29,7 @@ type chaosProxy struct {
 	mutations []string // "METHOD path" of each counted request, in order
 	killAt    int      // absolute count to kill at; 0: never
 	armN      int      // the N it was armed with (its parity picks before or after forwarding)
+	armedFrom int      // len(mutations) when armed
 	victim    *operatorProcess
 	killedAt  string
 	// since, when set, starts a second count: mutations after that moment (the failover test's paused leader).
@@ -70,7 +71,14 @@ func (p *chaosProxy) caPEM() []byte {
 func (p *chaosProxy) arm(victim *operatorProcess, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.victim, p.killAt, p.armN, p.killedAt = victim, len(p.mutations)+n, n, ""
+	p.victim, p.killAt, p.armN, p.killedAt, p.armedFrom = victim, len(p.mutations)+n, n, "", len(p.mutations)
+}
+
+// sinceArmed returns the counted mutations since the proxy was last armed, in order.
+func (p *chaosProxy) sinceArmed() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.mutations[p.armedFrom:]...)
 }
 
 func (p *chaosProxy) disarm() {

@@ -30,6 +30,9 @@ type operatorProcess struct {
 	exited      chan struct{}
 }
 
+// operatorDate is the date the operators under test run on: every catalog version is supported then.
+var operatorDate = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
 // startOperator runs managerBin with the command, arguments and environment of deploy's manager container, under a
 // TokenRequest token of the Deployment's ServiceAccount. Addresses in the arguments move to free loopback ports
 // (many operators may run on one machine); fieldRef environment variables resolve as the kubelet would.
@@ -85,7 +88,10 @@ func startOperatorWith(ctx context.Context, deploy *appsv1.Deployment, name stri
 	if p.metricsAddr == "" || p.probeAddr == "" {
 		return nil, fmt.Errorf("deployment %s's arguments %v do not set the metrics and probe addresses", deploy.Name, container.Args)
 	}
-	env := []string{"KUBECONFIG=" + kubeconfig, "PATH=" + os.Getenv("PATH"), "HOME=" + workDir}
+	// The operator's clock starts on a fixed date (a test-only variable, see controllers/clock.go), so that the
+	// versions these tests pin are within their support window on any day.
+	env := []string{"KUBECONFIG=" + kubeconfig, "PATH=" + os.Getenv("PATH"), "HOME=" + workDir,
+		"MESHWRIGHT_TEST_NOW=" + operatorDate.Format(time.RFC3339)}
 	for _, e := range container.Env {
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":

@@ -191,12 +191,14 @@ func simulateInjector(t *testing.T, namespace string) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			tag := &admissionv1.MutatingWebhookConfiguration{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
-				continue
-			}
+			// Pods first, then the tag: a pod listed here was created before the tag is read, so it never gets a
+			// revision older than the one the injector would have used at its admission.
 			pods := &corev1.PodList{}
 			if err := k8sClient.List(ctx, pods, client.InNamespace(namespace)); err != nil {
+				continue
+			}
+			tag := &admissionv1.MutatingWebhookConfiguration{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
 				continue
 			}
 			for i := range pods.Items {
