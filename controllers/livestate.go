@@ -113,9 +113,9 @@ func (r *ServiceMeshReconciler) liveObjects(ctx context.Context, mesh string) (a
 			return nil, nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {
+			// The items are the cache's own objects (no deep copy), which informers read concurrently: only read them.
 			item := &list.Items[i]
-			item.SetGroupVersionKind(gvk)
-			id := apply.IDOf(item).String()
+			id := apply.ObjectID{Namespace: item.GetNamespace(), Name: item.GetName(), GroupKind: gvk.GroupKind()}.String()
 			all = append(all, id)
 			if rev := item.GetLabels()[render.LabelRevision]; rev != "" {
 				byRevision[rev] = append(byRevision[rev], id)

@@ -204,8 +204,13 @@ func (a *Applier) liveObjects(ctx context.Context, objs []*unstructured.Unstruct
 			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {
+			// The items are the cache's own objects, which informers read concurrently: never write to them. Items
+			// listed from the cache carry their kind; a copy is made only for one that does not.
 			item := &list.Items[i]
-			item.SetGroupVersionKind(gvk)
+			if item.GroupVersionKind() != gvk {
+				item = item.DeepCopy()
+				item.SetGroupVersionKind(gvk)
+			}
 			out[IDOf(item)] = item
 		}
 	}
