@@ -113,9 +113,9 @@ func (r *ServiceMeshReconciler) liveObjects(ctx context.Context, mesh string) (a
 			return nil, nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {
+			// The item is the cache's own object (no deep copy): read it, never write to it.
 			item := &list.Items[i]
-			item.SetGroupVersionKind(gvk)
-			id := apply.IDOf(item).String()
+			id := apply.ObjectID{Namespace: item.GetNamespace(), Name: item.GetName(), GroupKind: gvk.GroupKind()}.String()
 			all = append(all, id)
 			if rev := item.GetLabels()[render.LabelRevision]; rev != "" {
 				byRevision[rev] = append(byRevision[rev], id)
