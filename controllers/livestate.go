@@ -113,7 +113,7 @@ func (r *ServiceMeshReconciler) liveObjects(ctx context.Context, mesh string) (a
 			return nil, nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {
-			// The items are the cache's own objects (no deep copy), which informers read concurrently: only read them.
+			// The item is the cache's own object (no deep copy): read it, never write to it.
 			item := &list.Items[i]
 			id := apply.ObjectID{Namespace: item.GetNamespace(), Name: item.GetName(), GroupKind: gvk.GroupKind()}.String()
 			all = append(all, id)

@@ -10,6 +10,6 @@ export PATH="$BIN:$PATH"
 export CONTROLLER_GEN=${CONTROLLER_GEN:-$PWD/bin/controller-gen-v0.23.0}
 
 echo "== unit and envtest suites (kube-apiserver and etcd from $BIN)"
-go test -count=1 -race ./...
+go test -count=1 -race -timeout 30m ./...
 
 hack/e2e.sh

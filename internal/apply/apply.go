@@ -204,8 +204,8 @@ func (a *Applier) liveObjects(ctx context.Context, objs []*unstructured.Unstruct
 			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {
-			// The items are the cache's own objects, which informers read concurrently: never write to them. Items
-			// listed from the cache carry their kind; a copy is made only for one that does not.
+			// The items are the cache's own objects: never write to them (another reconcile or the informer may be
+			// reading them). A cached item lacking its kind is copied before it is given one.
 			item := &list.Items[i]
 			if item.GroupVersionKind() != gvk {
 				item = item.DeepCopy()

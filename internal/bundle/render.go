@@ -33,7 +33,11 @@ func renderConfig(root, image string) ([]*unstructured.Unstructured, error) {
 	if err := setManagerImage(memFS, "/config/manager/kustomization.yaml", image); err != nil {
 		return nil, err
 	}
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(memFS, "/"+manifestsKustomization)
+	// config/manifests lists the sample files of config/samples one by one (config/samples' own kustomization holds
+	// only the one sample a cluster should run), so files outside its root must load.
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = types.LoadRestrictionsNone
+	resources, err := krusty.MakeKustomizer(opts).Run(memFS, "/"+manifestsKustomization)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", manifestsKustomization, err)
 	}

@@ -81,25 +81,9 @@ func TestRevisionBasedUpgradeMovesWorkloads(t *testing.T) {
 	waitCurrent(t, mesh)
 	old, next := "rev-1-30-4", "rev-1-31-0"
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps", Labels: map[string]string{"istio-injection": "enabled"}}}
-	if err := k8sClient.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	stop := simulateInjector(t, ns.Name)
-	defer stop()
 	var apps []string
-	for i := range 5 {
-		name := fmt.Sprintf("app-%d", i)
-		apps = append(apps, name)
-		dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name}, Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](2),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name, "sidecar.istio.io/inject": "false"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}}}
-		if err := k8sClient.Create(ctx, dep); err != nil {
-			t.Fatal(err)
-		}
+	for _, key := range injectedApps(t, "apps", 5) {
+		apps = append(apps, key.Name)
 	}
 	testutil.Eventually(t, readyTimeout, func() error {
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(mesh), mesh); err != nil {
@@ -124,7 +108,7 @@ func TestRevisionBasedUpgradeMovesWorkloads(t *testing.T) {
 		rolling := 0
 		for _, name := range apps {
 			dep := &appsv1.Deployment{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, dep); err != nil {
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: "apps", Name: name}, dep); err != nil {
 				return err
 			}
 			if dep.Spec.Template.Annotations[controllers.AnnotationRestartedFor] != next {
