@@ -348,15 +348,7 @@ func meshWithWorkloads(t *testing.T, name string, readinessTimeout time.Duration
 		t.Fatal(err)
 	}
 	for _, app := range apps {
-		labels := map[string]string{"app": app, "sidecar.istio.io/inject": "false"}
-		dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: app}, Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}}}
-		if err := k8sClient.Create(ctx, dep); err != nil {
-			t.Fatal(err)
-		}
-		markRolledOut(t, ns.Name, app)
+		createRolledOutApp(t, ns.Name, app)
 		appPod(t, ns.Name, app, app+"-old", name+"-1-30-4")
 	}
 	return mesh, ns.Name

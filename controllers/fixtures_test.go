@@ -221,3 +221,18 @@ func waitForLiveMesh(t testing.TB, name string, cond func(*meshv1.ServiceMesh) e
 	})
 	return live
 }
+
+// createRolledOutApp creates an injected app Deployment (its pods opt out of the real webhooks) and marks it rolled
+// out, as the Deployment controller would; envtest runs no controllers.
+func createRolledOutApp(t *testing.T, namespace, name string) {
+	t.Helper()
+	labels := map[string]string{"app": name, "sidecar.istio.io/inject": "false"}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}}}
+	if err := k8sClient.Create(context.Background(), dep); err != nil {
+		t.Fatal(err)
+	}
+	markRolledOut(t, namespace, name)
+}

@@ -233,15 +233,7 @@ func TestWorkloadRolloutRestartsBoundedAndInOrder(t *testing.T) {
 	// pod each labelled with the revision that injected it.
 	names := []string{"app-a", "app-b", "app-c"}
 	for _, name := range names {
-		labels := map[string]string{"app": name, "sidecar.istio.io/inject": "false"}
-		dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name}, Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}}}
-		if err := k8sClient.Create(ctx, dep); err != nil {
-			t.Fatal(err)
-		}
-		markRolledOut(t, ns.Name, name)
+		createRolledOutApp(t, ns.Name, name)
 		pod := injectedPod(t, ns.Name, name+"-old", old)
 		pod.Labels["app"] = name
 		if err := k8sClient.Update(ctx, pod); err != nil {
