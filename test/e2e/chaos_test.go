@@ -433,9 +433,11 @@ func assertNoDuplicateRevisions(t *testing.T, mesh *meshv1.ServiceMesh) {
 	})
 }
 
-// Leader election: two operator processes; the leader is paused (SIGSTOP) past its Lease while an upgrade is asked
-// for; the other takes over and upgrades; the old leader, resumed (SIGCONT), stops without a single write, and the
-// revision tags never move backwards.
+// Leader election: two operator processes; the leader is frozen (SIGSTOP) in the middle of the reconcile of an
+// upgrade, right after its first write, with the rest of that reconcile (planned while the new revision was not ready,
+// so with the tags on the old one) still to come; the other takes over after the Lease expires and completes the
+// upgrade; the old leader, resumed (SIGCONT), must stop without a single further write, and the revision tags never
+// move backwards.
 func TestLeaderFailoverFencesThePausedLeader(t *testing.T) {
 	ctx := context.Background()
 	withoutDefaultOperator(t)
@@ -462,11 +464,16 @@ func TestLeaderFailoverFencesThePausedLeader(t *testing.T) {
 	t.Cleanup(func() { deleteAndWait(t, mesh); assertNothingLeft(t, mesh.Name); _ = b.stop() })
 	monitor := watchTags(t, mesh.Spec.Namespace)
 
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	paused := time.Now()
+	proxyA.pauseAt(a, 1)
 	patchVersion(t, mesh, "1.31")
+	testutil.Eventually(t, time.Minute, func() error {
+		if proxyA.killed() == "" {
+			return fmt.Errorf("the leader has not written since the upgrade was asked for")
+		}
+		return nil
+	})
+	paused := time.Now()
+	t.Logf("the leader was frozen at its write %s", proxyA.killed())
 	next := mesh.Name + "-1-31-0"
 	testutil.Eventually(t, 2*readyTimeout, func() error {
 		if err := currentErr(mesh); err != nil {

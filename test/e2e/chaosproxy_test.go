@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type chaosProxy struct {
 	killAt    int      // absolute count to kill at; 0: never
 	armN      int      // the N it was armed with (its parity picks before or after forwarding)
 	armedFrom int      // len(mutations) when armed
+	pause     bool     // at killAt, SIGSTOP the victim (and forward the request) instead of killing it
 	victim    *operatorProcess
 	killedAt  string
 	// since, when set, starts a second count: mutations after that moment (the failover test's paused leader).
@@ -71,7 +73,16 @@ func (p *chaosProxy) caPEM() []byte {
 func (p *chaosProxy) arm(victim *operatorProcess, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.victim, p.killAt, p.armN, p.killedAt, p.armedFrom = victim, len(p.mutations)+n, n, "", len(p.mutations)
+	p.victim, p.killAt, p.armN, p.killedAt, p.armedFrom, p.pause = victim, len(p.mutations)+n, n, "", len(p.mutations), false
+}
+
+// pauseAt freezes victim (SIGSTOP) at the n-th counted mutation from now, in the middle of a reconcile: the request
+// itself is forwarded, and the rest of that reconcile's writes wait for SIGCONT.
+func (p *chaosProxy) pauseAt(victim *operatorProcess, n int) {
+	p.arm(victim, n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pause = true
 }
 
 // sinceArmed returns the counted mutations since the proxy was last armed, in order.
@@ -127,12 +138,17 @@ func (p *chaosProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.afterSince = append(p.afterSince, what)
 	}
 	kill := p.killAt > 0 && len(p.mutations) == p.killAt
-	victim, before := p.victim, p.armN%2 == 1
+	victim, before, pause := p.victim, p.armN%2 == 1, p.pause
 	if kill {
 		p.killedAt = what
 	}
 	p.mu.Unlock()
 	if !kill {
+		p.proxy.ServeHTTP(w, r)
+		return
+	}
+	if pause {
+		_ = victim.cmd.Process.Signal(syscall.SIGSTOP)
 		p.proxy.ServeHTTP(w, r)
 		return
 	}
