@@ -186,6 +186,7 @@ func waitForServiceMeshCRD(ctx context.Context, cfg *rest.Config, probeAddr stri
 	}
 	defer stop()
 	for delay := 500 * time.Millisecond; served() != nil; delay = min(2*delay, 10*time.Second) {
+		log.V(1).Info("Still waiting for the ServiceMesh CRD", "retryIn", delay)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the ServiceMesh CRD: %w", ctx.Err())

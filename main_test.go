@@ -51,7 +51,7 @@ func TestTheOperatorWaitsForItsCRDAndStaysHealthy(t *testing.T) {
 		logs.mu.Lock()
 		defer logs.mu.Unlock()
 		logs.lines = append(logs.lines, args)
-	}, funcr.Options{}))
+	}, funcr.Options{Verbosity: 1}))
 
 	env := &envtest.Environment{} // no CRDs: the operator starts first
 	cfg, err := env.Start()
@@ -82,14 +82,18 @@ func TestTheOperatorWaitsForItsCRDAndStaysHealthy(t *testing.T) {
 			}
 			return nil
 		})
-		for range 3 { // across a few retries of the wait
+		// Across a few retries of the wait (each logged at V(1)), the probes answer every time they are asked.
+		testutil.Eventually(t, 20*time.Second, func() error {
 			for _, path := range []string{"/healthz", "/readyz"} {
 				if err := probe(probeAddr, path); err != nil {
 					t.Error(err)
 				}
 			}
-			time.Sleep(700 * time.Millisecond)
-		}
+			if n := logs.count("Still waiting for the ServiceMesh CRD"); n < 2 {
+				return fmt.Errorf("%d retries of the wait so far, want 2", n)
+			}
+			return nil
+		})
 		select {
 		case err := <-done:
 			t.Fatalf("the operator exited while waiting for its CRD: %v", err)

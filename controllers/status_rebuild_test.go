@@ -81,15 +81,24 @@ func TestWipedStatusIsRebuiltFromTheLiveObjects(t *testing.T) {
 		if err := k8sClient.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
 			t.Fatal(err)
 		}
+		var inactiveSince time.Time
 		waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
 			for _, rs := range m.Status.Revisions {
 				if rs.Name == old && rs.InactiveSince != nil {
+					inactiveSince = rs.InactiveSince.Time
 					return nil
 				}
 			}
 			return fmt.Errorf("revision %s not inactive yet: %+v", old, m.Status.Revisions)
 		})
-		time.Sleep(grace / 2)
+		// Half the grace period has run on the operator's clock before the wipe: a wipe that kept counting from the
+		// first inactivity would remove the revision within the other half.
+		testutil.Eventually(t, grace, func() error {
+			if ran := clock.Now().Sub(inactiveSince); ran < grace/2 {
+				return fmt.Errorf("%s of the grace period ran, waiting for %s", ran, grace/2)
+			}
+			return nil
+		})
 		wipedAt := time.Now()
 		wipeStatus(t, mesh)
 		testutil.Eventually(t, waitTimeout, func() error {
@@ -124,11 +133,31 @@ func TestWipedStatusOfAnInPlaceMeshIsRebuilt(t *testing.T) {
 	wipeStatusAndExpectItBack(t, mesh)
 	testutil.Eventually(t, waitTimeout, func() error { return meshEvent(mesh, "StatusRebuilt") })
 
-	// The status writes of the rebuild itself must not wake the controller again and again.
-	before := reconcileTotal(t)
-	time.Sleep(2 * time.Second)
-	if got := reconcileTotal(t) - before; got > 0 {
-		t.Errorf("%v reconciles of a settled mesh within 2s of a rebuild, want none", got)
+	// The status writes of the rebuild itself must not wake the controller again and again. Two barriers (an
+	// annotation change each causes exactly one reconcile) bracket a window: between the first barrier's reconcile
+	// and the second's, a settled mesh is reconciled once, for the second barrier, and never for its own writes.
+	barrier := func(i int) float64 {
+		t.Helper()
+		before := reconcileTotal(t)
+		patch := client.MergeFrom(mesh.DeepCopy())
+		if mesh.Annotations == nil {
+			mesh.Annotations = map[string]string{}
+		}
+		mesh.Annotations["test.meshwright.dev/barrier"] = fmt.Sprint(i)
+		if err := k8sClient.Patch(context.Background(), mesh, patch); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, waitTimeout, func() error {
+			if reconcileTotal(t) <= before {
+				return fmt.Errorf("barrier %d not reconciled yet", i)
+			}
+			return nil
+		})
+		return reconcileTotal(t)
+	}
+	first := barrier(1)
+	if got := barrier(2) - first; got != 1 {
+		t.Errorf("%v reconciles of a settled mesh between two single-reconcile barriers after a rebuild, want 1", got)
 	}
 }
 

@@ -275,11 +275,13 @@ func injectedApps(t *testing.T, namespace string, count int) []client.ObjectKey 
 
 // tagMonitor polls where the default revision tag points and whether that revision's istiod is available.
 type tagMonitor struct {
-	mu      sync.Mutex
-	seen    []string
-	bad     []string
-	stopped chan struct{}
-	cancel  context.CancelFunc
+	mu   sync.Mutex
+	seen []string
+	bad  []string
+	// readings counts the consistent readings taken, so a test can wait for one taken after a given moment.
+	readings int
+	stopped  chan struct{}
+	cancel   context.CancelFunc
 }
 
 func watchTags(t *testing.T, namespace string) *tagMonitor {
@@ -288,8 +290,14 @@ func watchTags(t *testing.T, namespace string) *tagMonitor {
 	t.Cleanup(m.stop)
 	go func() {
 		defer close(m.stopped)
-		for ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			tag := &admissionv1.MutatingWebhookConfiguration{}
 			if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
 				continue
@@ -306,6 +314,7 @@ func watchTags(t *testing.T, namespace string) *tagMonitor {
 			if len(m.seen) == 0 || m.seen[len(m.seen)-1] != rev {
 				m.seen = append(m.seen, rev)
 			}
+			m.readings++
 			if derr != nil || dep.Status.AvailableReplicas < 1 {
 				m.bad = append(m.bad, fmt.Sprintf("%s at %s (%v)", rev, time.Now().Format(time.StampMilli), derr))
 			}
@@ -316,6 +325,12 @@ func watchTags(t *testing.T, namespace string) *tagMonitor {
 }
 
 func (m *tagMonitor) stop() { m.cancel(); <-m.stopped }
+
+func (m *tagMonitor) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.readings
+}
 
 func (m *tagMonitor) violations() []string {
 	m.mu.Lock()
@@ -498,7 +513,14 @@ func TestLeaderFailoverFencesThePausedLeader(t *testing.T) {
 	if writes := proxyA.mutationsSince(); len(writes) > 0 {
 		t.Errorf("the resumed old leader wrote %d times before stopping: %v", len(writes), writes)
 	}
-	time.Sleep(2 * time.Second) // let the monitor see any move the old leader could have caused
+	// The old leader is gone; anything it wrote is in the API server now. Wait for the monitor to read it.
+	seen := monitor.count()
+	testutil.Eventually(t, time.Minute, func() error {
+		if monitor.count() < seen+2 {
+			return fmt.Errorf("the tag monitor has not read the tags since the old leader stopped")
+		}
+		return nil
+	})
 	monitor.stop()
 	h := monitor.history()
 	if i := slices.Index(h, next); i < 0 || slices.Contains(h[i:], mesh.Name+"-1-30-4") {

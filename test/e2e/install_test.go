@@ -172,12 +172,14 @@ func waitDeploymentAvailable(ctx context.Context, namespace, name string) (*apps
 // poll is testutil.Eventually for code outside a test.
 func poll(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := cond()
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -204,20 +206,7 @@ func metricsScraperToken(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	path, err := tokenKubeconfig(ctx, sa.Namespace, sa.Name, "metrics-scraper")
-	if err != nil {
-		return "", err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if tok, ok := strings.CutPrefix(strings.TrimSpace(line), "token: "); ok {
-			return tok, nil
-		}
-	}
-	return "", fmt.Errorf("no token in %s", path)
+	return requestToken(ctx, sa.Namespace, sa.Name)
 }
 
 // checkUndeploy runs `make undeploy`'s script twice, with the operator stopped: while a ServiceMesh exists it must

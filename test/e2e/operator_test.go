@@ -123,19 +123,19 @@ func startOperatorWith(ctx context.Context, deploy *appsv1.Deployment, name stri
 
 // waitHealthy waits for the readiness probe the Deployment declares to answer.
 func (p *operatorProcess) waitHealthy(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	deadline := time.After(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !probe("http://" + p.probeAddr + "/readyz") {
 		select {
 		case <-p.exited:
 			return fmt.Errorf("the operator exited; see %s", p.logPath)
-		default:
+		case <-deadline:
+			return fmt.Errorf("the operator's readiness probe did not answer within %s; see %s", timeout, p.logPath)
+		case <-tick.C:
 		}
-		if probe("http://" + p.probeAddr + "/readyz") {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("the operator's readiness probe did not answer within %s; see %s", timeout, p.logPath)
+	return nil
 }
 
 // kill sends SIGKILL, as a crash or an OOM kill would, and waits for the process to be gone.
@@ -156,19 +156,12 @@ func (p *operatorProcess) stop() error {
 	}
 }
 
-// tokenKubeconfig writes a kubeconfig that authenticates as the ServiceAccount with a TokenRequest token, the
-// credentials a pod of that ServiceAccount would have.
-func tokenKubeconfig(ctx context.Context, namespace, serviceAccount, name string) (string, error) {
-	return tokenKubeconfigVia(ctx, namespace, serviceAccount, name, nil)
-}
-
-// tokenKubeconfigVia is tokenKubeconfig pointing at proxy instead of the API server, when proxy is set.
+// tokenKubeconfigVia writes a kubeconfig that authenticates as the ServiceAccount with a TokenRequest token, the
+// credentials a pod of that ServiceAccount would have; it points at proxy instead of the API server when proxy is set.
 func tokenKubeconfigVia(ctx context.Context, namespace, serviceAccount, name string, proxy *chaosProxy) (string, error) {
-	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, serviceAccount, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](4 * 3600)},
-	}, metav1.CreateOptions{})
+	token, err := requestToken(ctx, namespace, serviceAccount)
 	if err != nil {
-		return "", fmt.Errorf("requesting a token for %s/%s: %w", namespace, serviceAccount, err)
+		return "", err
 	}
 	cluster := clientcmdapi.NewCluster()
 	cluster.Server = adminCfg.Host
@@ -183,7 +176,7 @@ func tokenKubeconfigVia(ctx context.Context, namespace, serviceAccount, name str
 		cluster.Server, cluster.CertificateAuthorityData = proxy.url(), proxy.caPEM()
 	}
 	user := clientcmdapi.NewAuthInfo()
-	user.Token = tr.Status.Token
+	user.Token = token
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["kwok"] = cluster
 	cfg.AuthInfos[serviceAccount] = user
@@ -210,4 +203,15 @@ func (p *operatorProcess) forbidden() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// requestToken asks the API server for a token of the ServiceAccount (TokenRequest), as the kubelet does for a pod.
+func requestToken(ctx context.Context, namespace, serviceAccount string) (string, error) {
+	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, serviceAccount, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](4 * 3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a token for %s/%s: %w", namespace, serviceAccount, err)
+	}
+	return tr.Status.Token, nil
 }
