@@ -17,6 +17,7 @@ import (
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/istio"
+	"github.com/meshwright/meshwright/internal/readiness"
 	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/status"
 )
@@ -216,7 +217,7 @@ func (r *ServiceMeshReconciler) istiodReady(ctx context.Context, namespace, name
 		}
 		return false, err.Error()
 	}
-	return status.DeploymentRolledOut(dep)
+	return readiness.Deployment(dep)
 }
 
 // usage counts the pods injected by a revision and the namespaces that select it, from a label-filtered metadata

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/readiness"
 	"github.com/meshwright/meshwright/internal/status"
 )
 
@@ -222,7 +223,7 @@ func (r *ServiceMeshReconciler) listWorkloads(ctx context.Context, ns string) ([
 	}
 	for i := range deps.Items {
 		d := &deps.Items[i]
-		done, _ := status.DeploymentRolledOut(d)
+		done, _ := readiness.Deployment(d)
 		out = append(out, workload{obj: d, id: "Deployment/" + ns + "/" + d.Name, selector: d.Spec.Selector, template: &d.Spec.Template, rolledOut: done})
 	}
 	sets := &appsv1.StatefulSetList{}

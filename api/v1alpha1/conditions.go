@@ -7,6 +7,15 @@ const (
 	ConditionStalled           = "Stalled"
 	ConditionControlPlaneReady = "ControlPlaneReady"
 	ConditionCertificatesReady = "CertificatesReady"
+	// ConditionGatewaysReady is present while spec.gateways is not empty; it never waits for a load balancer's address.
+	ConditionGatewaysReady = "GatewaysReady"
+	// ConditionCNIReady is present while the Istio CNI node agent is on.
+	ConditionCNIReady = "CNIReady"
+	// ConditionZtunnelReady is present with the ambient profile.
+	ConditionZtunnelReady = "ZtunnelReady"
+	// ConditionWaypointsAvailable is present with the ambient profile: False while the Gateway API CRDs that
+	// waypoints (L7) need are missing.
+	ConditionWaypointsAvailable = "WaypointsAvailable"
 	// ConditionPaused is True while the ServiceMesh carries AnnotationPaused.
 	ConditionPaused = "Paused"
 	// ConditionVersionSupported is present, False, only while the mesh runs a version past its end of life.
@@ -35,6 +44,10 @@ const (
 	// ReasonReconcileError is the fallback for a failure no phase explained; the message is the error.
 	ReasonReconcileError = "ReconcileError"
 	ReasonEndOfLife      = "EndOfLife"
+	// ReasonWaiting: a component waits for the components it depends on to become ready.
+	ReasonWaiting = "WaitingForDependencies"
+	// ReasonGatewayAPIMissing: the Gateway API CRDs are not installed.
+	ReasonGatewayAPIMissing = "GatewayAPICRDsMissing"
 )
 
 // Annotations users set.
@@ -52,8 +65,10 @@ const Finalizer = "mesh.meshwright.dev/finalizer"
 
 // Profiles are the values spec.profile accepts; they must equal the enum marker on ServiceMeshSpec.Profile (a test
 // compares them), so code that covers every profile (RBAC, watches) iterates this list.
-// Only profiles implemented end to end (each renders istiod and becomes Ready) are accepted; "remote" (no istiod)
-// and "ambient" (no Istio CNI, no ztunnel) are refused at admission until Meshwright renders what they need. The
-// enum alone refuses them: a CEL rule with a friendlier message would never run, since the API server skips CEL rules
-// once the schema rejected a value.
-var Profiles = []string{"default", "minimal", "demo", "empty", "preview", "stable"}
+// Only profiles implemented end to end are accepted; "remote" (no local istiod) is refused at admission until
+// Meshwright renders what it needs. The enum alone refuses it: a CEL rule with a friendlier message would never run,
+// since the API server skips CEL rules once the schema rejected a value.
+var Profiles = []string{"default", "minimal", "demo", "empty", "preview", "stable", "ambient"}
+
+// ProfileAmbient runs the mesh without sidecars (Istio CNI and ztunnel).
+const ProfileAmbient = "ambient"

@@ -12,6 +12,10 @@ import (
 // +kubebuilder:validation:XValidation:rule="(has(self.updateStrategy) && has(self.updateStrategy.type) ? self.updateStrategy.type : 'InPlace') == (has(oldSelf.updateStrategy) && has(oldSelf.updateStrategy.type) ? oldSelf.updateStrategy.type : 'InPlace')",message="spec.updateStrategy.type cannot be changed after creation"
 // +kubebuilder:validation:XValidation:rule="!has(self.injection) || !has(self.injection.revisionTags) || size(self.injection.revisionTags) == 0 || (has(self.updateStrategy) && has(self.updateStrategy.type) && self.updateStrategy.type == 'RevisionBased')",message="spec.injection.revisionTags requires spec.updateStrategy.type RevisionBased"
 // +kubebuilder:validation:XValidation:rule="(has(self.security) && has(self.security.certificateAuthority) && has(self.security.certificateAuthority.type) ? self.security.certificateAuthority.type : 'Istiod') == (has(oldSelf.security) && has(oldSelf.security.certificateAuthority) && has(oldSelf.security.certificateAuthority.type) ? oldSelf.security.certificateAuthority.type : 'Istiod')",message="spec.security.certificateAuthority.type cannot be changed on an existing ServiceMesh: it replaces the root every workload trusts. Follow the migration in the README (Certificate authority: changing the CA type): delete and re-create the ServiceMesh with the new type, then restart the injected workloads"
+// +kubebuilder:validation:XValidation:rule="!has(self.profile) || self.profile != 'ambient' || !has(self.cni) || !has(self.cni.enabled) || self.cni.enabled",message="spec.cni.enabled cannot be false with profile ambient: ambient mode needs the Istio CNI node agent"
+// +kubebuilder:validation:XValidation:rule="!has(self.profile) || self.profile != 'ambient' || !has(self.values) || !has(self.values.pilot) || !has(self.values.pilot.cni) || !has(self.values.pilot.cni.enabled) || self.values.pilot.cni.enabled == true",message="spec.values.pilot.cni.enabled cannot be false with profile ambient: ambient mode needs the Istio CNI node agent"
+// +kubebuilder:validation:XValidation:rule="!has(self.profile) || self.profile != 'ambient' || !has(self.values) || !has(self.values.pilot) || !has(self.values.pilot.env) || !has(self.values.pilot.env.PILOT_ENABLE_AMBIENT) || string(self.values.pilot.env.PILOT_ENABLE_AMBIENT) == 'true'",message="spec.values.pilot.env.PILOT_ENABLE_AMBIENT cannot be turned off with profile ambient"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.profile) || oldSelf.profile != 'ambient' || (has(self.cni) && has(self.cni.namespace) ? self.cni.namespace : 'kube-system') == (has(oldSelf.cni) && has(oldSelf.cni.namespace) ? oldSelf.cni.namespace : 'kube-system')",message="spec.cni.namespace cannot change on an ambient mesh: every node would lose traffic redirection while the CNI agent moves. Create the mesh with the namespace it needs"
 type ServiceMeshSpec struct {
 	// Version of Istio to run: an exact version from the operator's catalog ("1.31.0"), a minor alias that
 	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty or "latest": a new mesh gets the
@@ -33,10 +37,35 @@ type ServiceMeshSpec struct {
 
 	// Profile is the Istio configuration profile the values start from (Istio's own profiles). Empty means
 	// "default". Meshwright decides the components itself, so "minimal" and "empty" render the same control plane
-	// as "default". "ambient" (Istio CNI, ztunnel) and "remote" (no local istiod) are not supported yet.
+	// as "default". "ambient" runs the mesh without sidecars: istiod with ambient enabled, Istio CNI and ztunnel.
+	// "remote" (no local istiod) is not supported yet.
 	// +optional
-	// +kubebuilder:validation:Enum=default;minimal;demo;empty;preview;stable
+	// +kubebuilder:validation:Enum=default;minimal;demo;empty;preview;stable;ambient
 	Profile string `json:"profile,omitempty"`
+
+	// Platform adapts the charts to a Kubernetes distribution (Istio's platform profiles: CNI binary and
+	// configuration paths, security contexts). Empty for a standard cluster.
+	// +optional
+	// +kubebuilder:validation:Enum=gke;k3s;k3d;microk8s;minikube;openshift
+	Platform string `json:"platform,omitempty"`
+
+	// Gateways are the ingress, egress and custom gateways of the mesh, each rendered from Istio's gateway chart
+	// once the injector of the active revision is ready. Removing one from the list removes it.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +listMapKey=namespace
+	// +kubebuilder:validation:MaxItems=32
+	Gateways []Gateway `json:"gateways,omitempty"`
+
+	// GatewayAPI configures the Kubernetes Gateway API, which istiod serves (GatewayClass "istio").
+	// +optional
+	GatewayAPI *GatewayAPI `json:"gatewayAPI,omitempty"`
+
+	// CNI runs the Istio CNI node agent (a DaemonSet), which sets up traffic redirection instead of the sidecars'
+	// privileged init container. Always on with the ambient profile.
+	// +optional
+	CNI *CNI `json:"cni,omitempty"`
 
 	// UpdateStrategy says how a version change is rolled out.
 	// +optional
@@ -75,6 +104,172 @@ type ServiceMeshSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Retain;Delete
 	CRDDeletionPolicy CRDDeletionPolicy `json:"crdDeletionPolicy,omitempty"`
+}
+
+// GatewayType is Ingress or Egress.
+// +kubebuilder:validation:Enum=Ingress;Egress
+type GatewayType string
+
+const (
+	// GatewayIngress receives traffic from outside the mesh; its Service defaults to type LoadBalancer.
+	GatewayIngress GatewayType = "Ingress"
+	// GatewayEgress sends traffic out of the mesh; its Service defaults to type ClusterIP.
+	GatewayEgress GatewayType = "Egress"
+)
+
+// Gateway is one Envoy gateway Deployment with its Service, rendered from Istio's gateway chart.
+// +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="replicas and autoscaling of a gateway are mutually exclusive"
+type Gateway struct {
+	// Name of the gateway's Deployment, Service and ServiceAccount. Its pods are labelled istio=<name without the
+	// "istio-" prefix>, which Istio Gateway objects select.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Namespace of the gateway. Created if missing (and then kept when the gateway or the mesh is deleted); an
+	// existing namespace is used as it is, except that one labelled istio-injection=disabled is refused, since
+	// the gateway's pods must be injected.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+
+	// Type is Ingress (default) or Egress.
+	// +optional
+	// +kubebuilder:default=Ingress
+	Type GatewayType `json:"type,omitempty"`
+
+	// Service of the gateway.
+	// +optional
+	Service *GatewayService `json:"service,omitempty"`
+
+	// Replicas of the gateway when autoscaling is not used. Default 1 (without autoscaling).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Autoscaling of the gateway with a HorizontalPodAutoscaler. Meshwright then never sets the Deployment's
+	// replicas, so scaling by the autoscaler causes no write.
+	// +optional
+	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
+
+	// PodDisruptionBudget of the gateway (maxUnavailable 1). Enabled by default.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudget `json:"podDisruptionBudget,omitempty"`
+
+	// Resources of the gateway's proxy container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// NodeSelector of the gateway's pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of the gateway's pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Values are raw values of Istio's gateway chart, above the typed fields. Every key must exist in the chart's
+	// defaults at its depth (or sit under a free-form map such as labels or annotations): a misspelt key is refused
+	// with its path instead of being ignored.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
+}
+
+// GatewayService configures a gateway's Service.
+type GatewayService struct {
+	// Type of the Service. Default LoadBalancer for Ingress, ClusterIP for Egress.
+	// +optional
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// Ports of the Service. Default: the chart's status-port 15021, http2 80 and https 443.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Ports []GatewayPort `json:"ports,omitempty"`
+
+	// Annotations of the Service (cloud load-balancer settings).
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// LoadBalancerSourceRanges restricts the client ranges of a LoadBalancer Service.
+	// +optional
+	// +listType=atomic
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+
+	// ExternalTrafficPolicy of the Service: Local keeps client source addresses.
+	// +optional
+	// +kubebuilder:validation:Enum=Cluster;Local
+	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
+}
+
+// GatewayPort is one port of a gateway's Service.
+type GatewayPort struct {
+	// Name of the port; its prefix (http, http2, https, grpc, tcp, tls) tells Istio the protocol.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Port the Service exposes.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// TargetPort on the gateway's pods. Default: port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	TargetPort int32 `json:"targetPort,omitempty"`
+	// NodePort for NodePort and LoadBalancer Services.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	NodePort int32 `json:"nodePort,omitempty"`
+	// Protocol of the port. Default TCP.
+	// +optional
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
+}
+
+// GatewayAPI configures the Kubernetes Gateway API.
+type GatewayAPI struct {
+	// InstallCRDs installs the Gateway API's standard-channel CRDs that this build of Meshwright carries, unless
+	// they already exist: CRDs installed by you or another controller (often the experimental channel) are never
+	// updated. Meshwright's CRDs are kept when the mesh is deleted unless crdDeletionPolicy is Delete.
+	// +optional
+	InstallCRDs bool `json:"installCRDs,omitempty"`
+
+	// GatewayClasses are per-class defaults for the Deployments istiod creates for Gateway objects (istiod's
+	// gatewayClasses value), keyed by class name, e.g. {"istio": {"service": {"spec": {"type": "ClusterIP"}}}}.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	GatewayClasses *apiextensionsv1.JSON `json:"gatewayClasses,omitempty"`
+}
+
+// CNI configures the Istio CNI node agent.
+type CNI struct {
+	// Enabled runs the agent and tells the injector to leave out the init container. Implied by the ambient
+	// profile, which refuses false.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Namespace of the agent's DaemonSet. Default kube-system, where the system-node-critical priority class is
+	// allowed. Created if missing and kept afterwards.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// Values are raw values of Istio's istio-cni chart (the chart's keys, checked at every depth like a gateway's).
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
 }
 
 // Security configures identity and transport security of the mesh.
@@ -334,6 +529,13 @@ type ServiceMeshStatus struct {
 	// +listMapKey=name
 	Components []ComponentStatus `json:"components,omitempty"`
 
+	// Gateways reports each gateway of spec.gateways.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +listMapKey=namespace
+	Gateways []GatewayStatus `json:"gateways,omitempty"`
+
 	// Certificates are the CA certificates of a CertManager certificate authority, with their expiry.
 	// +optional
 	// +listType=map
@@ -405,6 +607,22 @@ type ComponentStatus struct {
 	// Message explains the state for users.
 	// +optional
 	Message string `json:"message,omitempty"`
+}
+
+// GatewayStatus is the state of one gateway.
+type GatewayStatus struct {
+	// Name of the gateway.
+	Name string `json:"name"`
+	// Namespace of the gateway.
+	Namespace string `json:"namespace"`
+	// Revision of the control plane whose injector and istiod the gateway's proxies use.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// ReadyReplicas of the gateway's Deployment.
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// Address of the Service once the cluster assigned one (a load balancer's IP or hostname, else the cluster IP).
+	// +optional
+	Address string `json:"address,omitempty"`
 }
 
 // CertificateStatus is the state of one CA certificate.
