@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,10 +40,13 @@ const (
 	ManagedBy      = "meshwright"
 )
 
-// Component names.
+// Component names: the value of LabelComponent, and the name of the component's entry in status.
 const (
-	ComponentBase   = "base"
-	ComponentIstiod = "istiod"
+	ComponentBase    = "base"
+	ComponentIstiod  = "istiod"
+	ComponentGateway = "gateway"
+	ComponentCNI     = "cni"
+	ComponentZtunnel = "ztunnel"
 )
 
 // Config is everything a render depends on. The same Config always renders the same objects.
@@ -102,38 +106,29 @@ func (c Config) Hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Render returns the objects of the control plane: the namespace, Istio's base chart (CRDs, default validator), the
-// istiod chart, the mesh-wide PeerAuthentication and, for a cert-manager CA, its cert-manager objects; labelled and
-// sorted in apply order.
+// Render returns the objects of every component of the mesh, row by row of Components, labelled and sorted in apply
+// order.
 func Render(cfg Config) ([]*unstructured.Unstructured, error) {
-	objs := []*unstructured.Unstructured{namespace(cfg)}
-	base, err := renderChart(cfg, Revision{Version: cfg.Version}, istio.ChartBase, "base")
-	if err != nil {
-		return nil, fmt.Errorf("rendering %s: %w", ComponentBase, err)
-	}
-	for _, o := range base {
-		label(o, cfg.MeshName, ComponentBase)
-	}
-	objs = append(objs, base...)
-	for _, rev := range cfg.revisions() {
-		out, err := renderChart(cfg, rev, istio.ChartIstiod, "istiod")
+	var objs []*unstructured.Unstructured
+	seenNamespaces := map[string]bool{}
+	for _, c := range Components {
+		out, err := c.Render(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("rendering %s revision %s: %w", ComponentIstiod, RevisionLabelValue(rev.Name), err)
+			return nil, fmt.Errorf("rendering %s: %w", c.Name, err)
 		}
 		for _, o := range out {
-			label(o, cfg.MeshName, ComponentIstiod)
-			l := o.GetLabels()
-			l[LabelRevision] = RevisionLabelValue(rev.Name)
-			o.SetLabels(l)
+			if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+				if seenNamespaces[o.GetName()] {
+					continue // two gateways in one namespace, or CNI beside the control plane
+				}
+				seenNamespaces[o.GetName()] = true
+			}
+			if o.GetLabels()[LabelComponent] == "" {
+				label(o, cfg.MeshName, c.Name)
+			}
+			objs = append(objs, o)
 		}
-		objs = append(objs, out...)
 	}
-	label(objs[0], cfg.MeshName, ComponentBase)
-	security, err := securityObjects(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("rendering security: %w", err)
-	}
-	objs = append(objs, security...)
 	if cfg.Owner != nil {
 		for _, o := range objs {
 			if o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
@@ -145,11 +140,37 @@ func Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-func namespace(cfg Config) *unstructured.Unstructured {
+func renderBase(cfg Config) ([]*unstructured.Unstructured, error) {
+	base, err := renderChart(cfg, Revision{Version: cfg.Version}, istio.ChartBase, "base")
+	if err != nil {
+		return nil, err
+	}
+	return append([]*unstructured.Unstructured{namespace(cfg.Namespace)}, base...), nil
+}
+
+func renderIstiod(cfg Config) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	for _, rev := range cfg.revisions() {
+		out, err := renderChart(cfg, rev, istio.ChartIstiod, "istiod")
+		if err != nil {
+			return nil, fmt.Errorf("revision %s: %w", RevisionLabelValue(rev.Name), err)
+		}
+		for _, o := range out {
+			label(o, cfg.MeshName, ComponentIstiod)
+			l := o.GetLabels()
+			l[LabelRevision] = RevisionLabelValue(rev.Name)
+			o.SetLabels(l)
+		}
+		objs = append(objs, out...)
+	}
+	return objs, nil
+}
+
+func namespace(name string) *unstructured.Unstructured {
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
-	ns.SetName(cfg.Namespace)
+	ns.SetName(name)
 	return ns
 }
 
@@ -166,6 +187,11 @@ func renderChart(cfg Config, rev Revision, chartName, release string) ([]*unstru
 	if err != nil {
 		return nil, err
 	}
+	return renderWithValues(cfg, chrt, values, release, cfg.Namespace)
+}
+
+// renderWithValues renders a loaded chart client-side as release in namespace.
+func renderWithValues(cfg Config, chrt *chart.Chart, values map[string]any, release, namespace string) ([]*unstructured.Unstructured, error) {
 	caps := chartutil.DefaultCapabilities.Copy()
 	if kv, err := version.ParseGeneric(cmp.Or(cfg.KubeVersion, "v1.37.0")); err == nil {
 		caps.KubeVersion = chartutil.KubeVersion{
@@ -173,7 +199,7 @@ func renderChart(cfg Config, rev Revision, chartName, release string) ([]*unstru
 		}
 	}
 	renderValues, err := chartutil.ToRenderValues(chrt, values,
-		chartutil.ReleaseOptions{Name: release, Namespace: cfg.Namespace, Revision: 1, IsInstall: true}, caps)
+		chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, caps)
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,20 @@ func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
 			global["logging"] = map[string]any{"level": "default:" + cp.LogLevel}
 		}
 	}
+	if CNIEnabled(spec) {
+		// The CNI node agent redirects traffic: the injector leaves out the privileged init container.
+		pilot["cni"] = map[string]any{"enabled": true}
+	}
+	if spec.Platform != "" {
+		global["platform"] = spec.Platform
+	}
+	if gw := spec.GatewayAPI; gw != nil && gw.GatewayClasses != nil && len(gw.GatewayClasses.Raw) > 0 {
+		classes := map[string]any{}
+		if err := json.Unmarshal(gw.GatewayClasses.Raw, &classes); err != nil {
+			return nil, fmt.Errorf("spec.gatewayAPI.gatewayClasses: %w", err)
+		}
+		out["gatewayClasses"] = classes
+	}
 	mc := map[string]any{}
 	if sec := spec.Security; sec != nil {
 		if sec.TrustDomain != "" {
