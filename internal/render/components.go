@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -250,6 +251,13 @@ func renderCNI(cfg Config) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Istio's profiles set the agent's values under "cni", the key of the chart's former layout, which this chart
+	// reads at the top level.
+	if legacy, err := istio.ProfileValues(chrt, cfg.Spec.Profile); err == nil {
+		if c, ok := legacy["cni"].(map[string]any); ok {
+			profile = merge(profile, c)
+		}
+	}
 	ns := CNINamespace(cfg.Spec)
 	typed := map[string]any{
 		// A node keeps its agent until the new one replaced it: one node at a time, never a surge (the agent binds
@@ -376,7 +384,8 @@ func ChartDefaults(chrt *chart.Chart) map[string]any {
 	return chrt.Values
 }
 
-// topLevelExtras are values every Istio chart reads although its defaults do not list them.
+// topLevelExtras are values every Istio chart reads although its defaults do not list them. global is shared by all
+// of Istio's charts, each reading only some of it, so its keys are not checked against one chart's.
 var topLevelExtras = []string{"global", "profile", "platform", "compatibilityVersion"}
 
 // CheckKeys returns an UnknownValueError for the first key of user, in sorted order at every depth, that defaults do
@@ -397,13 +406,23 @@ func checkKeys(defaults, user map[string]any, path string, top bool) error {
 		}
 		dm, dIsMap := d.(map[string]any)
 		um, uIsMap := user[k].(map[string]any)
-		if dIsMap && len(dm) > 0 && uIsMap {
+		if dIsMap && len(dm) > 0 && uIsMap && !freeForm(k) && !(top && k == "global") {
 			if err := checkKeys(dm, um, path+"."+k, false); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// freeFormSuffixes end the names of values that are Kubernetes maps of any keys (labels, annotations, resources,
+// security contexts), although their defaults list a few.
+var freeFormSuffixes = []string{"annotations", "labels", "selector", "env", "resources", "limits", "requests",
+	"securitycontext", "affinity"}
+
+func freeForm(key string) bool {
+	key = strings.ToLower(key)
+	return slices.ContainsFunc(freeFormSuffixes, func(s string) bool { return strings.HasSuffix(key, s) })
 }
 
 func stringMap(m map[string]string) map[string]any {

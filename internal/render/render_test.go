@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -56,6 +58,22 @@ func scenarios(t *testing.T) map[string]Config {
 			c.DefaultRevision = "default-1-31-0"
 			return c
 		}(),
+		"gateways-1.31": base("1.31", gatewaysSpec()),
+		"gateways-1.30": base("1.30", gatewaysSpec()),
+		"gateways-revision-based-1.31": func() Config {
+			c := base("1.31", gatewaysSpec())
+			c.Revisions = []Revision{{Name: "default-1-30-4", Version: resolve("1.30"), Tags: []string{"default"}},
+				{Name: "default-1-31-0", Version: resolve("1.31")}}
+			c.DefaultRevision = "default-1-30-4"
+			return c
+		}(),
+		"cni-openshift-1.31": base("1.31", meshv1.ServiceMeshSpec{Platform: "openshift",
+			CNI: &meshv1.CNI{Enabled: ptr.To(true), Namespace: "istio-cni"}}),
+		"ambient-1.31": base("1.31", meshv1.ServiceMeshSpec{Profile: "ambient",
+			Security:   &meshv1.Security{TrustDomain: "prod.example.com"},
+			MeshConfig: raw(t, `{"defaultConfig":{"proxyMetadata":{"ISTIO_META_DNS_CAPTURE":"true"}}}`),
+			Values:     raw(t, `{"global":{"logAsJson":true}}`)}),
+		"ambient-1.30": base("1.30", meshv1.ServiceMeshSpec{Profile: "ambient"}),
 		"custom-values-1.31": base("1.31", meshv1.ServiceMeshSpec{
 			ControlPlane: &meshv1.ControlPlane{Replicas: ptr.To[int32](3), LogLevel: "warn",
 				PodDisruptionBudget: &meshv1.PodDisruptionBudget{Enabled: true},
@@ -64,6 +82,22 @@ func scenarios(t *testing.T) map[string]Config {
 			Values:     raw(t, `{"pilot":{"env":{"PILOT_ENABLE_STATUS":"true"}}}`),
 		}),
 	}
+}
+
+// gatewaysSpec has an ingress gateway with every typed field and an egress gateway with the defaults.
+func gatewaysSpec() meshv1.ServiceMeshSpec {
+	return meshv1.ServiceMeshSpec{Gateways: []meshv1.Gateway{
+		{Name: "istio-ingressgateway", Namespace: "istio-ingress", Type: meshv1.GatewayIngress,
+			Service: &meshv1.GatewayService{Type: "LoadBalancer",
+				Ports:                    []meshv1.GatewayPort{{Name: "http2", Port: 80, TargetPort: 8080}, {Name: "https", Port: 443, TargetPort: 8443}},
+				Annotations:              map[string]string{"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+				LoadBalancerSourceRanges: []string{"10.0.0.0/8"}, ExternalTrafficPolicy: "Local"},
+			Autoscaling:  &meshv1.Autoscaling{MinReplicas: 2, MaxReplicas: 6},
+			NodeSelector: map[string]string{"node-role.kubernetes.io/edge": ""},
+			Tolerations:  []corev1.Toleration{{Key: "edge", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+			Values:       &apiextensionsv1.JSON{Raw: []byte(`{"podAnnotations":{"example.com/team":"edge"}}`)}},
+		{Name: "istio-egressgateway", Namespace: "istio-system", Type: meshv1.GatewayEgress, Replicas: ptr.To[int32](2)},
+	}}
 }
 
 func TestRenderMatchesGoldenFiles(t *testing.T) {
