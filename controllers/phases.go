@@ -144,10 +144,17 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 		},
 	}
+	if err := r.checkGatewayNamespaces(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	objs, err := r.Renders.Render(cfg)
-	if err != nil {
+	var unknown *render.UnknownValueError
+	switch {
+	case errors.As(err, &unknown):
+		return ctrl.Result{}, s.stalled(meshv1.ReasonInvalidSpec, unknown.Error()+"; the running mesh is left as it is")
+	case err != nil:
 		return ctrl.Result{}, s.stalled(meshv1.ReasonInvalidSpec,
-			fmt.Sprintf("Istio %s cannot be rendered from this spec (check spec.values, spec.meshConfig and spec.profile): %v", s.version.Version, err))
+			fmt.Sprintf("Istio %s cannot be rendered from this spec (check spec.values, spec.meshConfig, spec.profile and the values of gateways and CNI): %v", s.version.Version, err))
 	}
 	s.objects = objs
 	return ctrl.Result{}, nil
@@ -160,7 +167,10 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	if s.mesh.Status.Inventory != nil {
 		previous = s.mesh.Status.Inventory.Entries
 	}
-	if res, err := r.applyObjects(ctx, s, s.objects); err != nil || !res.IsZero() {
+	// The rows that wait for the control plane are applied by assess, once what they depend on is ready.
+	if res, err := r.applyObjects(ctx, s, slices.DeleteFunc(slices.Clone(s.objects), func(o *unstructured.Unstructured) bool {
+		return !controlPlane(o)
+	})); err != nil || !res.IsZero() {
 		return res, err
 	}
 	r.ensureWatches(ctx, "security.istio.io")
@@ -251,18 +261,23 @@ func (r *ServiceMeshReconciler) recordApply(s *scope, res apply.Result, previous
 	}
 }
 
-// assess reads the rollout of istiod (every revision for RevisionBased) and summarises components into Ready.
+// assess reads the rollout of istiod (every revision for RevisionBased), walks the rows that depend on it (gateways,
+// CNI, ztunnel), and summarises components into Ready.
 func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var (
-		ready   bool
-		message string
-		result  ctrl.Result
-		err     error
+		ready, activeReady bool
+		message            string
+		result             ctrl.Result
+		err                error
 	)
 	if revisionBased(s.mesh) {
 		ready, message, result, err = r.assessRevisions(ctx, s)
+		if active := s.revisionStatus(s.tagTarget); active != nil {
+			activeReady = active.Ready
+		}
 	} else {
 		ready, message = r.istiodReady(ctx, s.mesh.Spec.Namespace, "istiod")
+		activeReady = ready
 		rs := meshv1.RevisionStatus{Name: "default", Version: s.version.Version, Ready: ready}
 		rs.InUsePods, rs.InUseNamespaces, err = r.usage(ctx, s, "default")
 		s.mesh.Status.Revisions = []meshv1.RevisionStatus{rs}
@@ -278,6 +293,10 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		{Name: render.ComponentBase, State: meshv1.ComponentReady,
 			Message: fmt.Sprintf("Istio %s CRDs and cluster configuration applied", s.version.Version)},
 		{Name: render.ComponentIstiod, State: state, Message: message},
+	}
+	dataPlaneReady, waiting, dpResult, err := r.walkDataPlane(ctx, s, activeReady)
+	if err != nil || (!dpResult.IsZero() && dpResult.RequeueAfter < rolloutRecheck && !dataPlaneReady) {
+		return dpResult, err
 	}
 
 	switch {
@@ -295,6 +314,10 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		return soonest(result, rolloutRecheck), nil
 	}
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
+	if !dataPlaneReady {
+		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Control plane ready; waiting for " + waiting, Reconciling: true}
+		return soonest(result, rolloutRecheck), nil
+	}
 	readyMessage := fmt.Sprintf("Istio %s control plane is ready", s.version.Version)
 	if meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported) != nil {
 		readyMessage += " (past its end of life: see the VersionSupported condition)"

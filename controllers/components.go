@@ -1,0 +1,235 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/readiness"
+	"github.com/meshwright/meshwright/internal/render"
+	"github.com/meshwright/meshwright/internal/status"
+)
+
+// component is one row of the reconcile table: the objects render labels with its name, what must be ready before
+// they are applied, the condition it reports and whether Ready waits for it. The control plane rows (no after) are
+// applied together by the apply phase; the others are walked in table order once the control plane is assessed.
+// Adding a component is adding a row here and a renderer in render.Components.
+type component struct {
+	name string
+	// condition is the condition type the row reports ("" for the control plane's rows, which ControlPlaneReady and
+	// CertificatesReady cover).
+	condition string
+	// after are the rows that must be ready before this row's objects are applied.
+	after []string
+	// optional rows never hold Ready: not being ready shows only in their own condition.
+	optional bool
+	// describe names the row's status entries, one per rendered workload by default.
+	describe func(s *scope, workload *unstructured.Unstructured) string
+}
+
+var components = []component{
+	{name: render.ComponentBase},
+	{name: render.ComponentCertificates},
+	{name: render.ComponentIstiod},
+	{name: render.ComponentMeshPolicy},
+	{name: render.ComponentGateway, condition: meshv1.ConditionGatewaysReady, after: []string{render.ComponentIstiod},
+		describe: func(_ *scope, w *unstructured.Unstructured) string {
+			return "gateway/" + w.GetNamespace() + "/" + w.GetLabels()[render.LabelGateway]
+		}},
+	{name: render.ComponentCNI, condition: meshv1.ConditionCNIReady, after: []string{render.ComponentIstiod}},
+	{name: render.ComponentZtunnel, condition: meshv1.ConditionZtunnelReady, after: []string{render.ComponentIstiod, render.ComponentCNI}},
+}
+
+// controlPlane reports whether an object belongs to a row applied by the apply phase.
+func controlPlane(o *unstructured.Unstructured) bool {
+	name := o.GetLabels()[render.LabelComponent]
+	i := slices.IndexFunc(components, func(c component) bool { return c.name == name })
+	return i < 0 || len(components[i].after) == 0 || o.GetKind() == "Namespace"
+}
+
+// rowObjects are the rendered objects of a row.
+func (s *scope) rowObjects(name string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range s.objects {
+		if o.GetLabels()[render.LabelComponent] == name {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// rowResult is what walking one row found.
+type rowResult struct {
+	ready   bool
+	message string
+}
+
+// walkDataPlane walks the rows after the control plane in table order. A row whose dependencies are ready is applied
+// and assessed; one whose dependencies are not keeps whatever of it is live, untouched, and waits. activeReady says
+// whether istiod of the revision the data plane follows (where the tags point) is ready: gateways are injected by
+// its injector. It returns whether every row Ready waits for is ready, and what the first that is not waits for.
+func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, activeReady bool) (bool, string, ctrl.Result, error) {
+	results := map[string]rowResult{render.ComponentIstiod: {ready: activeReady}}
+	allReady, firstWaiting := true, ""
+	s.mesh.Status.Gateways = nil
+	for _, c := range components {
+		if len(c.after) == 0 {
+			continue
+		}
+		objs := s.rowObjects(c.name)
+		if len(objs) == 0 {
+			meta.RemoveStatusCondition(&s.mesh.Status.Conditions, c.condition)
+			continue
+		}
+		var waiting []string
+		for _, dep := range c.after {
+			if res, ok := results[dep]; ok && !res.ready {
+				waiting = append(waiting, dep)
+			}
+		}
+		var res rowResult
+		if len(waiting) > 0 {
+			res.message = fmt.Sprintf("waiting for %s to be ready", strings.Join(waiting, " and "))
+			status.SetComponent(s.mesh, c.condition, false, meshv1.ReasonWaiting, res.message)
+			s.mesh.Status.Components = append(s.mesh.Status.Components,
+				meshv1.ComponentStatus{Name: c.name, State: meshv1.ComponentProgressing, Message: res.message})
+		} else {
+			if result, err := r.applyObjects(ctx, s, objs); err != nil || !result.IsZero() {
+				return false, "", result, err
+			}
+			var err error
+			if res, err = r.assessRow(ctx, s, c, objs); err != nil {
+				return false, "", ctrl.Result{}, err
+			}
+			reason := meshv1.ReasonReady
+			if !res.ready {
+				reason = meshv1.ReasonProgressing
+			}
+			status.SetComponent(s.mesh, c.condition, res.ready, reason, res.message)
+		}
+		results[c.name] = res
+		if !res.ready && !c.optional {
+			allReady = false
+			if firstWaiting == "" {
+				firstWaiting = c.name + ": " + res.message
+			}
+		}
+	}
+	if allReady {
+		return true, "", ctrl.Result{}, nil
+	}
+	return false, firstWaiting, ctrl.Result{RequeueAfter: rolloutRecheck}, nil
+}
+
+// assessRow reads the rollout of every workload of a row from the cache (the watches on them trigger the next
+// reconcile) and adds a status entry for each.
+func (r *ServiceMeshReconciler) assessRow(ctx context.Context, s *scope, c component, objs []*unstructured.Unstructured) (rowResult, error) {
+	res := rowResult{ready: true}
+	var pending, done []string
+	for _, o := range objs {
+		if !slices.Contains([]string{"Deployment", "DaemonSet", "StatefulSet"}, o.GetKind()) {
+			continue
+		}
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		ready, msg := false, ""
+		switch err := r.Get(ctx, client.ObjectKeyFromObject(o), live); {
+		case apierrors.IsNotFound(err):
+			msg = fmt.Sprintf("%s %s/%s not created yet", o.GetKind(), o.GetNamespace(), o.GetName())
+		case err != nil:
+			return res, fmt.Errorf("reading %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		default:
+			ready, msg, _ = readiness.Workload(live)
+		}
+		name := c.name
+		if c.describe != nil {
+			name = c.describe(s, o)
+		}
+		state := meshv1.ComponentReady
+		if !ready {
+			state, res.ready = meshv1.ComponentProgressing, false
+			pending = append(pending, msg)
+		} else {
+			done = append(done, msg)
+		}
+		s.mesh.Status.Components = append(s.mesh.Status.Components, meshv1.ComponentStatus{Name: name, State: state, Message: msg})
+		if c.name == render.ComponentGateway {
+			gs, err := r.gatewayStatus(ctx, o, live)
+			if err != nil {
+				return res, err
+			}
+			s.mesh.Status.Gateways = append(s.mesh.Status.Gateways, gs)
+		}
+	}
+	if res.ready {
+		res.message = strings.Join(done, "; ")
+	} else {
+		res.message = strings.Join(pending, "; ")
+	}
+	return res, nil
+}
+
+// gatewayStatus reports a gateway's ready replicas and its Service's address: a load balancer's once assigned, else
+// the cluster IP. Readiness never waits for a load balancer, which some clusters never provide.
+func (r *ServiceMeshReconciler) gatewayStatus(ctx context.Context, desired, live *unstructured.Unstructured) (meshv1.GatewayStatus, error) {
+	gs := meshv1.GatewayStatus{Name: desired.GetLabels()[render.LabelGateway], Namespace: desired.GetNamespace()}
+	ready, _, _ := unstructured.NestedInt64(live.Object, "status", "readyReplicas")
+	gs.ReadyReplicas = int32(ready)
+	gs.Revision, _, _ = unstructured.NestedString(desired.Object, "spec", "template", "metadata", "labels", "istio.io/rev")
+	if gs.Revision == "" {
+		gs.Revision = "default"
+	}
+	svc := &corev1.Service{}
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: desired.GetNamespace(), Name: desired.GetName()}, svc); {
+	case apierrors.IsNotFound(err):
+		return gs, nil
+	case err != nil:
+		return gs, fmt.Errorf("reading the Service of gateway %s/%s: %w", gs.Namespace, gs.Name, err)
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if gs.Address = in.IP; gs.Address == "" {
+			gs.Address = in.Hostname
+		}
+		if gs.Address != "" {
+			return gs, nil
+		}
+	}
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		gs.Address = svc.Spec.ClusterIP
+	}
+	return gs, nil
+}
+
+// checkGatewayNamespaces stalls the mesh when a gateway's namespace turns injection off: the gateway's pods would
+// run without their proxy. The namespace is read from the metadata cache of namespaces.
+func (r *ServiceMeshReconciler) checkGatewayNamespaces(ctx context.Context, s *scope) error {
+	if r.usageCache == nil {
+		return nil
+	}
+	for i, gw := range s.mesh.Spec.Gateways {
+		ns := &metav1.PartialObjectMetadata{}
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		switch err := r.usageCache.Get(ctx, client.ObjectKey{Name: gw.Namespace}, ns); {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return fmt.Errorf("reading namespace %s: %w", gw.Namespace, err)
+		}
+		if ns.Labels["istio-injection"] == "disabled" {
+			return s.stalled(meshv1.ReasonInvalidSpec, fmt.Sprintf(
+				"spec.gateways[%d].namespace: namespace %s is labelled istio-injection=disabled, so gateway %s would run without its proxy; "+
+					"choose another namespace or remove the label", i, gw.Namespace, gw.Name))
+		}
+	}
+	return nil
+}
