@@ -6,7 +6,8 @@ import (
 
 	"golang.org/x/tools/go/packages"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-tools/pkg/crd"
 	"sigs.k8s.io/controller-tools/pkg/loader"
@@ -28,13 +29,6 @@ var apiPackages = []string{
 	"sigs.k8s.io/gateway-api/apis/v1beta1",
 	"sigs.k8s.io/gateway-api/apis/v1alpha2",
 	"sigs.k8s.io/gateway-api/apis/v1alpha3",
-}
-
-// manifest is a CRD without status, and without metadata fields the API server fills in, as it is applied.
-type manifest struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata,omitzero"`
-	Spec              apiextv1.CustomResourceDefinitionSpec `json:"spec"`
 }
 
 // generate returns the standard-channel CRDs of group, keyed by file name.
@@ -148,9 +142,26 @@ func render(def apiextv1.CustomResourceDefinition) (string, []byte, error) {
 	if !ok {
 		return "", nil, fmt.Errorf("conversion returned %T", converted)
 	}
-	body, err := yaml.Marshal(manifest{TypeMeta: v1.TypeMeta, ObjectMeta: v1.ObjectMeta, Spec: v1.Spec})
+	body, err := marshal(v1)
 	if err != nil {
-		return "", nil, fmt.Errorf("marshalling: %w", err)
+		return "", nil, err
 	}
 	return fmt.Sprintf("%s_%s.yaml", v1.Spec.Group, v1.Spec.Names.Plural), body, nil
+}
+
+// marshal writes the CRD as it is applied: without status and without the metadata the API server fills in. It goes
+// through a map rather than a struct embedding TypeMeta and ObjectMeta, because controller-gen's `crd paths=./...`
+// would take such a struct in this repository for an API kind of ours.
+func marshal(def *apiextv1.CustomResourceDefinition) ([]byte, error) {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(def)
+	if err != nil {
+		return nil, fmt.Errorf("converting to a map: %w", err)
+	}
+	delete(obj, "status")
+	unstructured.RemoveNestedField(obj, "metadata", "creationTimestamp")
+	body, err := yaml.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling: %w", err)
+	}
+	return body, nil
 }
