@@ -45,9 +45,13 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (the CRD names in the RBAC come from the version catalog).
+manifests: $(CONTROLLER_GEN) gatewayapi-crds ## Generate the CRD and RBAC manifests (the CRD names in the RBAC come from the version catalog).
 	go run ./hack/crdrbac controllers/zz_generated.crdrbac.go
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: gatewayapi-crds
+gatewayapi-crds: ## Generate the Gateway API standard-channel CRDs (internal/gatewayapi/crds) from go.mod's sigs.k8s.io/gateway-api Go types.
+	go run ./hack/gatewayapi -out internal/gatewayapi/crds
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
