@@ -7,14 +7,17 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/gatewayapi"
 	"github.com/meshwright/meshwright/internal/readiness"
 	"github.com/meshwright/meshwright/internal/render"
 	"github.com/meshwright/meshwright/internal/status"
@@ -232,4 +235,105 @@ func (r *ServiceMeshReconciler) checkGatewayNamespaces(ctx context.Context, s *s
 		}
 	}
 	return nil
+}
+
+var crdGVK = apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition")
+
+// skipForeignGatewayAPI leaves out of the render the Gateway API CRDs someone else installed (another gateway
+// implementation, a platform team, often the experimental channel): they are never updated, pruned or deleted. A CRD
+// Meshwright installed is in the labelled cache; any other one is looked up on the API server.
+func (r *ServiceMeshReconciler) skipForeignGatewayAPI(ctx context.Context, s *scope) error {
+	var foreign []string
+	keep := s.objects[:0:0]
+	for _, o := range s.objects {
+		if o.GetLabels()[render.LabelComponent] != render.ComponentGatewayAPI {
+			keep = append(keep, o)
+			continue
+		}
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(crdGVK)
+		err := r.Get(ctx, client.ObjectKey{Name: o.GetName()}, live)
+		if apierrors.IsNotFound(err) {
+			meta := &metav1.PartialObjectMetadata{}
+			meta.SetGroupVersionKind(crdGVK)
+			if err = r.APIReader.Get(ctx, client.ObjectKey{Name: o.GetName()}, meta); err == nil {
+				live.SetLabels(meta.Labels)
+				live.SetAnnotations(meta.Annotations)
+				live.SetName(meta.Name)
+			}
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			keep = append(keep, o)
+			continue
+		case err != nil:
+			return fmt.Errorf("reading CustomResourceDefinition %s: %w", o.GetName(), err)
+		}
+		if other, why := gatewayapi.Foreign(live); other {
+			foreign = append(foreign, why)
+			continue
+		}
+		keep = append(keep, o)
+	}
+	s.objects = keep
+	s.foreignGatewayAPI = foreign
+	return nil
+}
+
+// reportGatewayAPI says, for a mesh that installs the Gateway API CRDs or runs ambient (whose waypoints are Gateways),
+// whether the CRDs are there and what istiod reports on its GatewayClass.
+func (r *ServiceMeshReconciler) reportGatewayAPI(ctx context.Context, s *scope) error {
+	installs := s.mesh.Spec.GatewayAPI != nil && s.mesh.Spec.GatewayAPI.InstallCRDs
+	ambient := render.Ambient(s.mesh.Spec)
+	if !installs && !ambient {
+		meta.RemoveStatusCondition(&s.mesh.Status.Conditions, meshv1.ConditionWaypointsAvailable)
+		return nil
+	}
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(crdGVK)
+	served := true
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Name: "gateways." + gatewayapi.Group}, crd); {
+	case apierrors.IsNotFound(err):
+		served = false
+	case err != nil:
+		return fmt.Errorf("reading the Gateway API CRDs: %w", err)
+	}
+	message := "Gateway API CRDs installed"
+	if len(s.foreignGatewayAPI) > 0 {
+		message = "Gateway API CRDs present; left as they are: " + strings.Join(s.foreignGatewayAPI, "; ")
+	}
+	state := meshv1.ComponentReady
+	if !served {
+		state, message = meshv1.ComponentProgressing, "Gateway API CRDs are not installed"
+	} else {
+		message += "; " + r.gatewayClassAccepted(ctx)
+	}
+	s.mesh.Status.Components = append(s.mesh.Status.Components, meshv1.ComponentStatus{Name: render.ComponentGatewayAPI, State: state, Message: message})
+	if ambient {
+		if served {
+			status.SetComponent(s.mesh, meshv1.ConditionWaypointsAvailable, true, meshv1.ReasonReady,
+				"The Gateway API CRDs exist: waypoints (class istio-waypoint) can be deployed for L7 policy")
+		} else {
+			status.SetComponent(s.mesh, meshv1.ConditionWaypointsAvailable, false, meshv1.ReasonGatewayAPIMissing,
+				"The mesh serves L4 traffic; waypoints (L7) need the Gateway API CRDs: set spec.gatewayAPI.installCRDs: true or install them yourself")
+		}
+	}
+	return nil
+}
+
+// gatewayClassAccepted reads the Accepted condition istiod sets on its GatewayClass "istio".
+func (r *ServiceMeshReconciler) gatewayClassAccepted(ctx context.Context) string {
+	gc := &unstructured.Unstructured{}
+	gc.SetGroupVersionKind(schema.GroupVersionKind{Group: gatewayapi.Group, Version: "v1", Kind: "GatewayClass"})
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: "istio"}, gc); err != nil {
+		return "GatewayClass istio not created by istiod yet"
+	}
+	conds, _, _ := unstructured.NestedSlice(gc.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Accepted" {
+			return fmt.Sprintf("GatewayClass istio Accepted=%v", m["status"])
+		}
+	}
+	return "GatewayClass istio not accepted yet"
 }

@@ -157,7 +157,7 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 			fmt.Sprintf("Istio %s cannot be rendered from this spec (check spec.values, spec.meshConfig, spec.profile and the values of gateways and CNI): %v", s.version.Version, err))
 	}
 	s.objects = objs
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, r.skipForeignGatewayAPI(ctx, s)
 }
 
 // apply writes what changed and prunes what the render no longer contains. The inventory in status always covers
@@ -293,6 +293,9 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		{Name: render.ComponentBase, State: meshv1.ComponentReady,
 			Message: fmt.Sprintf("Istio %s CRDs and cluster configuration applied", s.version.Version)},
 		{Name: render.ComponentIstiod, State: state, Message: message},
+	}
+	if err := r.reportGatewayAPI(ctx, s); err != nil {
+		return ctrl.Result{}, err
 	}
 	dataPlaneReady, waiting, dpResult, err := r.walkDataPlane(ctx, s, activeReady)
 	if err != nil || (!dpResult.IsZero() && dpResult.RequeueAfter < rolloutRecheck && !dataPlaneReady) {

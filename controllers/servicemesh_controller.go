@@ -91,6 +91,9 @@ type scope struct {
 	claims  apply.Claims
 	outcome status.Outcome
 
+	// foreignGatewayAPI explains the Gateway API CRDs left out of the render because someone else installed them.
+	foreignGatewayAPI []string
+
 	// caRoot is the fingerprint of the root in cacerts the render used (cert-manager CA only).
 	caRoot string
 }

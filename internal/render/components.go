@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/gatewayapi"
 	"github.com/meshwright/meshwright/internal/istio"
 )
 
@@ -30,6 +31,7 @@ var Components = []Component{
 	{ComponentIstiod, renderIstiod},
 	{ComponentMeshPolicy, renderMeshPolicy},
 	{ComponentCertificates, renderCertificates},
+	{ComponentGatewayAPI, renderGatewayAPI},
 	{ComponentGateway, renderGateways},
 	{ComponentCNI, renderCNI},
 	{ComponentZtunnel, renderZtunnel},
@@ -94,6 +96,14 @@ func renderCertificates(cfg Config) ([]*unstructured.Unstructured, error) {
 	return slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool {
 		return o.GetLabels()[LabelComponent] != ComponentCertificates
 	}), nil
+}
+
+// renderGatewayAPI renders the Gateway API's standard-channel CRDs this build carries, when asked for.
+func renderGatewayAPI(cfg Config) ([]*unstructured.Unstructured, error) {
+	if cfg.Spec.GatewayAPI == nil || !cfg.Spec.GatewayAPI.InstallCRDs {
+		return nil, nil
+	}
+	return gatewayapi.CRDs()
 }
 
 // renderGateways renders each gateway of spec.gateways from Istio's gateway chart of the active revision's version,

@@ -47,6 +47,8 @@ const (
 	ComponentGateway = "gateway"
 	ComponentCNI     = "cni"
 	ComponentZtunnel = "ztunnel"
+	// ComponentGatewayAPI is the Gateway API's CRDs (spec.gatewayAPI.installCRDs).
+	ComponentGatewayAPI = "gateway-api"
 )
 
 // Config is everything a render depends on. The same Config always renders the same objects.
@@ -271,13 +273,13 @@ func label(o *unstructured.Unstructured, mesh, component string) {
 }
 
 // CatalogCRDNames returns the names of every CustomResourceDefinition that some version of the catalog renders with
-// some profile, sorted: the only CRDs the operator may update or delete.
+// some profile, the Gateway API's included, sorted: the only CRDs the operator may update or delete.
 func CatalogCRDNames(c *istio.Catalog) ([]string, error) {
 	seen := map[string]bool{}
 	for _, v := range c.Versions {
 		for _, profile := range meshv1.Profiles {
 			objs, err := Render(Config{MeshName: "m", Namespace: "istio-system", Hub: c.Hub, Version: v,
-				Spec: meshv1.ServiceMeshSpec{Profile: profile}})
+				Spec: meshv1.ServiceMeshSpec{Profile: profile, GatewayAPI: &meshv1.GatewayAPI{InstallCRDs: true}}})
 			if err != nil {
 				return nil, fmt.Errorf("rendering Istio %s with profile %s: %w", v.Version, profile, err)
 			}
