@@ -39,7 +39,8 @@ type Options struct {
 }
 
 // Start serves the injection webhooks until ctx ends or stop is called; stop waits for every goroutine to return and
-// removes the socket.
+// removes the socket. It returns once the injector webhooks that exist have their caBundle patched (webhooks created
+// later are patched as they appear); the API server may still use the old caBundle for a moment.
 func Start(ctx context.Context, cfg *rest.Config, opts Options) (stop func(), err error) {
 	if opts.EgressSocket == "" {
 		return nil, errors.New("fakeistiod: Options.EgressSocket is required")
@@ -71,6 +72,12 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (stop func(), er
 
 	ctx, cancel := context.WithCancel(ctx)
 	hooks := newHookTable()
+	watch, err := watchInjectors(ctx, kube, ca, hooks, log)
+	if err != nil {
+		cancel()
+		_ = sock.Close()
+		return nil, err
+	}
 	srv := newWebhookServer(ca, log)
 	px := &proxy{kube: kube, hooks: hooks, webhook: srv.conns, log: log}
 	var wg sync.WaitGroup
@@ -80,7 +87,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (stop func(), er
 	}
 	run(func() { srv.serve() })
 	run(func() { px.serve(ctx, sock) })
-	run(func() { watchInjectors(ctx, kube, ca, hooks, log) })
+	run(watch)
 	run(func() { acceptGatewayClasses(ctx, kube.Discovery(), dyn, log) })
 	run(func() {
 		<-ctx.Done()

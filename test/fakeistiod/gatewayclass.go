@@ -2,6 +2,7 @@ package fakeistiod
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,7 +59,7 @@ func acceptGatewayClass(ctx context.Context, dyn dynamic.Interface, name string)
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("getting GatewayClass %s: %w", name, err)
 	}
 	conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
 	for _, c := range conds {
@@ -81,6 +82,8 @@ func acceptGatewayClass(ctx context.Context, dyn dynamic.Interface, name string)
 			"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
 		}}},
 	}}
-	_, err = dyn.Resource(gatewayClasses).ApplyStatus(ctx, name, status, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-	return err
+	if _, err := dyn.Resource(gatewayClasses).ApplyStatus(ctx, name, status, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("applying the status of GatewayClass %s: %w", name, err)
+	}
+	return nil
 }

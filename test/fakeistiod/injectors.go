@@ -86,8 +86,9 @@ func serviceRefs(mwc *admissionv1.MutatingWebhookConfiguration) map[serviceRef]s
 	return refs
 }
 
-// watchInjectors keeps hooks current and every injector webhook's caBundle set to ca's, until ctx ends.
-func watchInjectors(ctx context.Context, kube kubernetes.Interface, ca *authority, hooks *hookTable, log klog.Logger) {
+// watchInjectors keeps hooks current and every injector webhook's caBundle set to ca's, until ctx ends. It returns
+// once the webhooks that exist now have been handled, and run, which returns when ctx ends.
+func watchInjectors(ctx context.Context, kube kubernetes.Interface, ca *authority, hooks *hookTable, log klog.Logger) (run func(), err error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 30*time.Second,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = injectorSelector }))
 	inf := factory.Admissionregistration().V1().MutatingWebhookConfigurations().Informer()
@@ -101,7 +102,7 @@ func watchInjectors(ctx context.Context, kube kubernetes.Interface, ca *authorit
 			log.Error(err, "Patching the caBundle; retried at the next resync", "MutatingWebhookConfiguration", klog.KObj(mwc))
 		}
 	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    onChange,
 		UpdateFunc: func(_, obj any) { onChange(obj) },
 		DeleteFunc: func(obj any) {
@@ -113,9 +114,18 @@ func watchInjectors(ctx context.Context, kube kubernetes.Interface, ca *authorit
 			}
 		},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("watching MutatingWebhookConfigurations: %w", err)
+	}
 	factory.Start(ctx.Done())
-	<-ctx.Done()
-	factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+		factory.Shutdown()
+		return nil, fmt.Errorf("listing MutatingWebhookConfigurations %s: %w", injectorSelector, context.Cause(ctx))
+	}
+	return func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}, nil
 }
 
 // patchCABundle sets caBundle on the service webhooks that lack ca, with server-side apply under FieldManager, so the

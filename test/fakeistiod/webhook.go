@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strings"
@@ -39,7 +40,9 @@ func newWebhookServer(ca *authority, log klog.Logger) *webhookServer {
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.inject),
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{GetCertificate: ca.getCertificate, MinVersion: tls.VersionTLS12},
+		// Handshakes fail while the API server still holds a caBundle from before Start; that is expected, not news.
+		ErrorLog:  stdlog.New(logWriter{log.V(1)}, "", 0),
+		TLSConfig: &tls.Config{GetCertificate: ca.getCertificate, MinVersion: tls.VersionTLS12},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*tls.Conn); ok {
 				c = tc.NetConn()
@@ -135,4 +138,12 @@ func podName(req *admissionv1.AdmissionRequest) string {
 		return req.Name
 	}
 	return "(generated)"
+}
+
+// logWriter turns the HTTP server's log lines into klog lines.
+type logWriter struct{ log klog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Info("Webhook server", "message", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
