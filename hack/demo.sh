@@ -23,10 +23,20 @@ step "Installing the ServiceMesh CRD"
 kubectl apply --server-side -f config/crd/bases
 kubectl wait --for=condition=Established crd/servicemeshes.mesh.meshwright.dev --timeout=60s
 
+step "Starting fakeistiod, istiod's stand-in for pod injection (log: bin/demo-fakeistiod.log)"
+# kwok runs no istiod; without an answer to its injection webhook, injected pods (gateways) could not be created.
+fakeistiod=
+if socket=$(hack/cluster.sh egress-socket); then
+  go build -o bin/fakeistiod ./hack/fakeistiod
+  bin/fakeistiod --kubeconfig "$KUBECONFIG" --egress-socket "$socket" > bin/demo-fakeistiod.log 2>&1 &
+  fakeistiod=$!
+fi
+trap 'kill $fakeistiod 2>/dev/null || true' EXIT
+
 step "Starting the operator (log: bin/demo-operator.log)"
 bin/manager --health-probe-bind-address=127.0.0.1:0 > bin/demo-operator.log 2>&1 &
 operator=$!
-trap 'kill $operator 2>/dev/null || true' EXIT
+trap 'kill $operator $fakeistiod 2>/dev/null || true' EXIT
 
 step "Applying the minimal ServiceMesh sample"
 kubectl apply --server-side -f config/samples/mesh_v1alpha1_servicemesh_minimal.yaml

@@ -32,7 +32,12 @@ import (
 )
 
 func startCluster(kubeconfig string) (stop func(), err error) {
-	clusterEnv := append(os.Environ(), "CLUSTER_NAME=meshwright-e2e", "KUBECONFIG_OUT="+kubeconfig)
+	egressSocket = filepath.Join(workDir, "egress.sock")
+	name := os.Getenv("MESHWRIGHT_E2E_CLUSTER") // so that two runs on one machine do not delete each other's cluster
+	if name == "" {
+		name = "meshwright-e2e"
+	}
+	clusterEnv := append(os.Environ(), "CLUSTER_NAME="+name, "KUBECONFIG_OUT="+kubeconfig, "EGRESS_SOCKET="+egressSocket)
 	down := func() {
 		cmd := exec.Command(filepath.Join(repoRoot, "hack/cluster.sh"), "down")
 		cmd.Env, cmd.Stderr = clusterEnv, os.Stderr

@@ -57,6 +57,9 @@ var (
 	// metricsToken authenticates scrapes of the operator's secure metrics endpoint (a ServiceAccount bound to the
 	// metrics-reader ClusterRole that config/rbac ships).
 	metricsToken string
+	// egressSocket is where the cluster's kube-apiserver sends webhook calls (hack/cluster.sh); fakeistiod.Start
+	// listens there to answer Istio's injection webhooks.
+	egressSocket string
 )
 
 func TestMain(m *testing.M) {
