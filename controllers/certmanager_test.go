@@ -309,7 +309,7 @@ func TestCASecretsAreDeletedAfterTheirCertificates(t *testing.T) {
 		"istio-system_mesh-root-ca_cert-manager.io_Certificate",
 		"istio-system_mesh-root-ca_cert-manager.io_Issuer",
 		"_istio-sidecar-injector_admissionregistration.k8s.io_MutatingWebhookConfiguration",
-	})
+	}, nil)
 	lastCertificate, firstSecret := -1, len(ordered)
 	for i, e := range ordered {
 		switch {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -336,4 +337,25 @@ func (r *ServiceMeshReconciler) gatewayClassAccepted(ctx context.Context) string
 		}
 	}
 	return "GatewayClass istio not accepted yet"
+}
+
+// checkAmbientValues stalls an ambient mesh whose raw values turn off what ambient needs. The API server cannot check
+// them (CEL does not see into free-form values), so the reconcile does, before anything is rendered.
+func checkAmbientValues(s *scope) error {
+	if !render.Ambient(s.mesh.Spec) || s.mesh.Spec.Values == nil {
+		return nil
+	}
+	values := map[string]any{}
+	if err := json.Unmarshal(s.mesh.Spec.Values.Raw, &values); err != nil {
+		return nil // the render reports malformed values
+	}
+	if enabled, found, _ := unstructured.NestedFieldNoCopy(values, "pilot", "cni", "enabled"); found && enabled != true {
+		return s.stalled(meshv1.ReasonInvalidSpec,
+			"spec.values.pilot.cni.enabled cannot be false with profile ambient: ambient mode needs the Istio CNI node agent")
+	}
+	if v, found, _ := unstructured.NestedFieldNoCopy(values, "pilot", "env", "PILOT_ENABLE_AMBIENT"); found && fmt.Sprint(v) != "true" {
+		return s.stalled(meshv1.ReasonInvalidSpec,
+			"spec.values.pilot.env.PILOT_ENABLE_AMBIENT cannot be turned off with profile ambient: istiod would not serve ztunnel")
+	}
+	return nil
 }

@@ -39,7 +39,7 @@ func (r *ServiceMeshReconciler) reconcileDelete(ctx context.Context, mesh *meshv
 		}
 		doomed = append(doomed, e)
 	}
-	remaining, err := r.applier(mesh).Delete(ctx, orderForDeletion(doomed))
+	remaining, err := r.applier(mesh).Delete(ctx, orderForDeletion(doomed, mesh.Spec.Gateways))
 	if len(remaining) > 0 {
 		if err == nil {
 			err = fmt.Errorf("%d objects not deleted yet", len(remaining))

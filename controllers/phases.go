@@ -144,6 +144,9 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 		},
 	}
+	if err := checkAmbientValues(s); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.checkGatewayNamespaces(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -185,7 +188,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 			unrendered[rs.Name] = true
 		}
 	}
-	remaining, err := r.applier(s.mesh).DeleteExcept(ctx, orderForDeletion(stale), func(live *unstructured.Unstructured) bool {
+	remaining, err := r.applier(s.mesh).DeleteExcept(ctx, orderForDeletion(stale, s.mesh.Spec.Gateways), func(live *unstructured.Unstructured) bool {
 		return unrendered[live.GetLabels()[render.LabelRevision]]
 	})
 	if pruned := len(stale) - len(remaining); pruned > 0 && err == nil {
@@ -345,24 +348,35 @@ func union(a, b []string) []string {
 }
 
 // orderForDeletion sorts inventory entries so that webhooks go first (a webhook left pointing at a deleted istiod
-// would block pod creation), then definitions, and the CA Secrets after the Certificates that write them.
-func orderForDeletion(ids []string) []string {
+// would block pod creation), then the gateways (they stop taking traffic before the control plane goes), then the
+// DaemonSets of the node agents, then everything else from workloads to definitions, and the CA Secrets after the
+// Certificates that write them.
+func orderForDeletion(ids []string, gateways []meshv1.Gateway) []string {
 	out := slices.Clone(ids)
-	stage := func(e string) render.Stage {
+	rank := func(e string) (int, render.Stage) {
 		id, err := apply.ParseID(e)
 		if err != nil {
-			return render.StageConfig
+			return 3, render.StageConfig
 		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(id.GroupKind.WithVersion(""))
-		return render.StageOf(u)
-	}
-	last := func(e string) int {
-		if isCASecret(e) {
-			return 1
+		stage := render.StageOf(u)
+		switch {
+		case isCASecret(e):
+			return 4, stage
+		case stage == render.StageWebhooks:
+			return 0, stage
+		case slices.ContainsFunc(gateways, func(g meshv1.Gateway) bool { return g.Namespace == id.Namespace && g.Name == id.Name }):
+			return 1, stage
+		case id.GroupKind.Kind == "DaemonSet":
+			return 2, stage
 		}
-		return 0
+		return 3, stage
 	}
-	slices.SortStableFunc(out, func(a, b string) int { return cmp.Or(cmp.Compare(last(a), last(b)), cmp.Compare(stage(b), stage(a))) })
+	slices.SortStableFunc(out, func(a, b string) int {
+		ra, sa := rank(a)
+		rb, sb := rank(b)
+		return cmp.Or(cmp.Compare(ra, rb), cmp.Compare(sb, sa))
+	})
 	return out
 }

@@ -16,6 +16,8 @@ import (
 	"k8s.io/component-helpers/auth/rbac/validation"
 	"sigs.k8s.io/yaml"
 
+	"k8s.io/utils/ptr"
+
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/istio"
 	"github.com/meshwright/meshwright/internal/render"
@@ -34,13 +36,25 @@ func operatorRole(t *testing.T) *rbacv1.ClusterRole {
 	return role
 }
 
-// renderAll renders every catalog version with every accepted profile.
+// everyComponent is a spec of a profile with every optional component on: an autoscaled ingress gateway, an egress
+// gateway with a PodDisruptionBudget, the CNI node agent and the Gateway API CRDs.
+func everyComponent(profile string) meshv1.ServiceMeshSpec {
+	return meshv1.ServiceMeshSpec{Profile: profile,
+		Gateways: []meshv1.Gateway{
+			{Name: "istio-ingressgateway", Namespace: "istio-ingress", Autoscaling: &meshv1.Autoscaling{MinReplicas: 2, MaxReplicas: 4}},
+			{Name: "istio-egressgateway", Namespace: "istio-system", Type: meshv1.GatewayEgress, Replicas: ptr.To[int32](2)}},
+		CNI:        &meshv1.CNI{Enabled: ptr.To(true)},
+		GatewayAPI: &meshv1.GatewayAPI{InstallCRDs: true},
+	}
+}
+
+// renderAll renders every catalog version with every accepted profile and every component on.
 func renderAll(t *testing.T, each func(version, profile string, objs []*unstructured.Unstructured)) {
 	t.Helper()
 	for _, v := range istio.DefaultCatalog.Versions {
 		for _, profile := range meshv1.Profiles {
 			objs, err := render.Render(render.Config{MeshName: "m", Namespace: "istio-system", Hub: "h", Version: v,
-				Spec: meshv1.ServiceMeshSpec{Profile: profile}})
+				Spec: everyComponent(profile)})
 			if err != nil {
 				t.Fatalf("rendering Istio %s, profile %s: %v", v.Version, profile, err)
 			}

@@ -189,7 +189,7 @@ func (r *ServiceMeshReconciler) retireRevision(ctx context.Context, s *scope, na
 		}
 	}
 	entries = union(entries, nil)
-	remaining, err := r.applier(s.mesh).Delete(ctx, orderForDeletion(entries))
+	remaining, err := r.applier(s.mesh).Delete(ctx, orderForDeletion(entries, nil))
 	if inv := s.mesh.Status.Inventory; inv != nil {
 		deleted := apply.Stale(entries, remaining)
 		s.mesh.Status.Inventory = &meshv1.Inventory{Entries: apply.Stale(inv.Entries, deleted)}

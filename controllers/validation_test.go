@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,6 +73,19 @@ func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
 		{"a trust domain with spaces", "", `{"security":{"trustDomain":"my domain"}}`, "spec.security.trustDomain"},
 		{"a pod disruption budget without enabled", "", `{"controlPlane":{"podDisruptionBudget":{}}}`,
 			"spec.controlPlane.podDisruptionBudget.enabled"},
+		{"two gateways with the same name and namespace", "",
+			`{"gateways":[{"name":"ingress","namespace":"gw"},{"name":"ingress","namespace":"gw","type":"Egress"}]}`,
+			"spec.gateways[1]: Duplicate value"},
+		{"a gateway without a namespace", "", `{"gateways":[{"name":"ingress"}]}`, "spec.gateways[0].namespace"},
+		{"an unknown gateway type", "", `{"gateways":[{"name":"ingress","namespace":"gw","type":"Mesh"}]}`, "spec.gateways[0].type"},
+		{"gateway replicas together with autoscaling", "",
+			`{"gateways":[{"name":"ingress","namespace":"gw","replicas":2,"autoscaling":{"minReplicas":1,"maxReplicas":3}}]}`,
+			"replicas and autoscaling of a gateway are mutually exclusive"},
+		{"a gateway port out of range", "", `{"gateways":[{"name":"ingress","namespace":"gw","service":{"ports":[{"name":"http","port":70000}]}}]}`,
+			"spec.gateways[0].service.ports[0].port"},
+		{"an unknown platform", "", `{"platform":"eks"}`, "spec.platform"},
+		{"ambient without the CNI node agent", "", `{"profile":"ambient","cni":{"enabled":false}}`,
+			"spec.cni.enabled cannot be false with profile ambient"},
 	}
 	for _, tc := range cases {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
@@ -175,6 +191,51 @@ func TestCATypeIsImmutable(t *testing.T) {
 			case !tc.refused && err != nil:
 				t.Fatalf("the change was refused: %v", err)
 			}
+		})
+	}
+}
+
+// Moving the CNI node agent leaves every node without traffic redirection for a while; the API refuses it. Dry runs
+// ask the API server without changing the mesh.
+func TestCNINamespaceIsImmutable(t *testing.T) {
+	ctx := context.Background()
+	mesh := createMesh(t, "cni-namespace", func(m *meshv1.ServiceMesh) {
+		m.Spec.Profile = meshv1.ProfileAmbient
+		m.Spec.CNI = &meshv1.CNI{Namespace: "istio-cni"}
+	})
+	for name, cni := range map[string]*meshv1.CNI{
+		"to another namespace":               {Namespace: "kube-system"},
+		"by dropping it (kube-system again)": {},
+	} {
+		t.Run("refuses moving the agent "+name, func(t *testing.T) {
+			changed := mesh.DeepCopy()
+			changed.Spec.CNI = cni
+			err := k8sClient.Patch(ctx, changed, client.MergeFrom(mesh), client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), "spec.cni.namespace cannot change") {
+				t.Fatalf("moving the CNI agent: got %v, want an error saying spec.cni.namespace cannot change", err)
+			}
+		})
+	}
+}
+
+// Raw values that turn off what ambient needs cannot be checked by the API server (CEL does not see into free-form
+// values): the mesh stalls, naming the value, and nothing is rendered.
+func TestAmbientRefusesSidecarOnlyValues(t *testing.T) {
+	for field, values := range map[string]string{
+		"spec.values.pilot.cni.enabled":              `{"pilot":{"cni":{"enabled":false}}}`,
+		"spec.values.pilot.env.PILOT_ENABLE_AMBIENT": `{"pilot":{"env":{"PILOT_ENABLE_AMBIENT":"false"}}}`,
+	} {
+		t.Run("stalls on "+field, func(t *testing.T) {
+			mesh := createMesh(t, "ambient-values", func(m *meshv1.ServiceMesh) {
+				m.Spec.Profile = meshv1.ProfileAmbient
+				m.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(values)}
+			})
+			waitForMesh(t, mesh, condition(meshv1.ConditionStalled, metav1.ConditionTrue, meshv1.ReasonInvalidSpec))
+			if c := meta.FindStatusCondition(mesh.Status.Conditions, meshv1.ConditionStalled); !strings.Contains(c.Message, field) {
+				t.Errorf("Stalled message %q does not name %s", c.Message, field)
+			}
+			absent(t, &appsv1.Deployment{}, mesh.Spec.Namespace, "istiod")
+			deleteMesh(t, mesh)
 		})
 	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -40,6 +41,7 @@ var WatchedKinds = []schema.GroupVersionKind{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
 	{Group: "apps", Version: "v1", Kind: "Deployment"},
+	{Group: "apps", Version: "v1", Kind: "DaemonSet"},
 	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
 	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
 	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
@@ -60,13 +62,19 @@ var CRDBackedKinds = []schema.GroupVersionKind{
 // Permissions the operator needs on the objects it renders (Istio's base and istiod charts), and on the resources
 // istiod's own RBAC grants, which Kubernetes only lets a subject grant when it holds them itself.
 // +kubebuilder:rbac:groups="",resources=namespaces;serviceaccounts;configmaps;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;daemonsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings;roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,verbs=get;list;watch;create;update;patch;delete
+//
+// Granted to the Istio CNI node agent by its ClusterRoles, so the operator must hold them to create those roles: the
+// repair controller records events on the pods it repairs, and in ambient mode the agent marks pods' status. The
+// operator itself never writes either.
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=update;patch
 //
 // CRDs: any may be read and created (RBAC cannot restrict create by name; the operator creates only what the catalog
 // renders), but update, patch and delete are limited by name to the catalog's CRDs (zz_generated.crdrbac.go).
@@ -179,7 +187,8 @@ func ownerOf(_ context.Context, o client.Object) []reconcile.Request {
 
 // renderedObjectChanged passes creates, deletes and updates that change something Meshwright cares about. It drops
 // updates that touch only bookkeeping (resourceVersion, managedFields) or the webhook fields istiod owns, so that
-// istiod patching its CA bundle does not cause a reconcile. Deployment and Certificate status pass: they are assessed.
+// istiod patching its CA bundle does not cause a reconcile. Workload, Service and Certificate status pass: they are
+// assessed.
 type renderedObjectChanged struct{ predicate.Funcs }
 
 func (renderedObjectChanged) Create(event.CreateEvent) bool   { return true }
@@ -201,8 +210,9 @@ func comparable(u *unstructured.Unstructured) map[string]any {
 	for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
 		unstructured.RemoveNestedField(c.Object, "metadata", f)
 	}
-	// Status matters only where Meshwright assesses it: Deployment rollouts and cert-manager's Certificates.
-	if c.GetKind() != "Deployment" && c.GetKind() != certificateGVK.Kind {
+	// Status matters only where Meshwright assesses it: workload rollouts, gateways' Service addresses and
+	// cert-manager's Certificates.
+	if !slices.Contains([]string{"Deployment", "DaemonSet", "StatefulSet", "Service", certificateGVK.Kind}, c.GetKind()) {
 		unstructured.RemoveNestedField(c.Object, "status")
 	}
 	if hooks, ok, _ := unstructured.NestedSlice(c.Object, "webhooks"); ok {

@@ -20,6 +20,7 @@ func TestEveryRenderedKindIsWatched(t *testing.T) {
 	}
 	for _, profile := range meshv1.Profiles {
 		specs["profile "+profile] = meshv1.ServiceMeshSpec{Profile: profile}
+		specs["profile "+profile+" with every component"] = everyComponent(profile)
 	}
 	for _, v := range istio.DefaultCatalog.Versions {
 		for name, spec := range specs {

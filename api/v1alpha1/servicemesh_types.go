@@ -13,9 +13,6 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.injection) || !has(self.injection.revisionTags) || size(self.injection.revisionTags) == 0 || (has(self.updateStrategy) && has(self.updateStrategy.type) && self.updateStrategy.type == 'RevisionBased')",message="spec.injection.revisionTags requires spec.updateStrategy.type RevisionBased"
 // +kubebuilder:validation:XValidation:rule="(has(self.security) && has(self.security.certificateAuthority) && has(self.security.certificateAuthority.type) ? self.security.certificateAuthority.type : 'Istiod') == (has(oldSelf.security) && has(oldSelf.security.certificateAuthority) && has(oldSelf.security.certificateAuthority.type) ? oldSelf.security.certificateAuthority.type : 'Istiod')",message="spec.security.certificateAuthority.type cannot be changed on an existing ServiceMesh: it replaces the root every workload trusts. Follow the migration in the README (Certificate authority: changing the CA type): delete and re-create the ServiceMesh with the new type, then restart the injected workloads"
 // +kubebuilder:validation:XValidation:rule="!has(self.profile) || self.profile != 'ambient' || !has(self.cni) || !has(self.cni.enabled) || self.cni.enabled",message="spec.cni.enabled cannot be false with profile ambient: ambient mode needs the Istio CNI node agent"
-// +kubebuilder:validation:XValidation:rule="!has(self.profile) || self.profile != 'ambient' || !has(self.values) || !has(self.values.pilot) || !has(self.values.pilot.cni) || !has(self.values.pilot.cni.enabled) || self.values.pilot.cni.enabled == true",message="spec.values.pilot.cni.enabled cannot be false with profile ambient: ambient mode needs the Istio CNI node agent"
-// +kubebuilder:validation:XValidation:rule="!has(self.profile) || self.profile != 'ambient' || !has(self.values) || !has(self.values.pilot) || !has(self.values.pilot.env) || !has(self.values.pilot.env.PILOT_ENABLE_AMBIENT) || string(self.values.pilot.env.PILOT_ENABLE_AMBIENT) == 'true'",message="spec.values.pilot.env.PILOT_ENABLE_AMBIENT cannot be turned off with profile ambient"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.profile) || oldSelf.profile != 'ambient' || (has(self.cni) && has(self.cni.namespace) ? self.cni.namespace : 'kube-system') == (has(oldSelf.cni) && has(oldSelf.cni.namespace) ? oldSelf.cni.namespace : 'kube-system')",message="spec.cni.namespace cannot change on an ambient mesh: every node would lose traffic redirection while the CNI agent moves. Create the mesh with the namespace it needs"
 type ServiceMeshSpec struct {
 	// Version of Istio to run: an exact version from the operator's catalog ("1.31.0"), a minor alias that
 	// follows the newest patch the operator embeds ("1.31"), or "latest". Empty or "latest": a new mesh gets the
@@ -252,6 +249,7 @@ type GatewayAPI struct {
 }
 
 // CNI configures the Istio CNI node agent.
+// +kubebuilder:validation:XValidation:rule="has(self.namespace) == has(oldSelf.namespace)",message="spec.cni.namespace cannot change: every node would lose traffic redirection while the agent moves (ambient workloads lose traffic, new sidecar pods fail to start). Create the mesh with the namespace it needs"
 type CNI struct {
 	// Enabled runs the agent and tells the injector to leave out the init container. Implied by the ambient
 	// profile, which refuses false.
@@ -263,6 +261,7 @@ type CNI struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.cni.namespace cannot change: every node would lose traffic redirection while the agent moves (ambient workloads lose traffic, new sidecar pods fail to start). Create the mesh with the namespace it needs"
 	Namespace string `json:"namespace,omitempty"`
 
 	// Values are raw values of Istio's istio-cni chart (the chart's keys, checked at every depth like a gateway's).
