@@ -282,13 +282,14 @@ func (r *ServiceMeshReconciler) skipForeignGatewayAPI(ctx context.Context, s *sc
 }
 
 // reportGatewayAPI says, for a mesh that installs the Gateway API CRDs or runs ambient (whose waypoints are Gateways),
-// whether the CRDs are there and what istiod reports on its GatewayClass.
-func (r *ServiceMeshReconciler) reportGatewayAPI(ctx context.Context, s *scope) error {
+// whether the CRDs are there and what istiod reports on its GatewayClass. GatewayClasses are not watched (istiod, not
+// Meshwright, creates them): until istiod accepted its class, recheck says to look again soon.
+func (r *ServiceMeshReconciler) reportGatewayAPI(ctx context.Context, s *scope) (recheck bool, err error) {
 	installs := s.mesh.Spec.GatewayAPI != nil && s.mesh.Spec.GatewayAPI.InstallCRDs
 	ambient := render.Ambient(s.mesh.Spec)
 	if !installs && !ambient {
 		meta.RemoveStatusCondition(&s.mesh.Status.Conditions, meshv1.ConditionWaypointsAvailable)
-		return nil
+		return false, nil
 	}
 	crd := &metav1.PartialObjectMetadata{}
 	crd.SetGroupVersionKind(crdGVK)
@@ -297,7 +298,7 @@ func (r *ServiceMeshReconciler) reportGatewayAPI(ctx context.Context, s *scope) 
 	case apierrors.IsNotFound(err):
 		served = false
 	case err != nil:
-		return fmt.Errorf("reading the Gateway API CRDs: %w", err)
+		return false, fmt.Errorf("reading the Gateway API CRDs: %w", err)
 	}
 	message := "Gateway API CRDs installed"
 	if len(s.foreignGatewayAPI) > 0 {
@@ -307,7 +308,9 @@ func (r *ServiceMeshReconciler) reportGatewayAPI(ctx context.Context, s *scope) 
 	if !served {
 		state, message = meshv1.ComponentProgressing, "Gateway API CRDs are not installed"
 	} else {
-		message += "; " + r.gatewayClassAccepted(ctx)
+		accepted := r.gatewayClassAccepted(ctx)
+		recheck = !strings.HasSuffix(accepted, "Accepted=True")
+		message += "; " + accepted
 	}
 	s.mesh.Status.Components = append(s.mesh.Status.Components, meshv1.ComponentStatus{Name: render.ComponentGatewayAPI, State: state, Message: message})
 	if ambient {
@@ -319,7 +322,7 @@ func (r *ServiceMeshReconciler) reportGatewayAPI(ctx context.Context, s *scope) 
 				"The mesh serves L4 traffic; waypoints (L7) need the Gateway API CRDs: set spec.gatewayAPI.installCRDs: true or install them yourself")
 		}
 	}
-	return nil
+	return recheck, nil
 }
 
 // gatewayClassAccepted reads the Accepted condition istiod sets on its GatewayClass "istio".

@@ -297,8 +297,12 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 			Message: fmt.Sprintf("Istio %s CRDs and cluster configuration applied", s.version.Version)},
 		{Name: render.ComponentIstiod, State: state, Message: message},
 	}
-	if err := r.reportGatewayAPI(ctx, s); err != nil {
+	recheck, err := r.reportGatewayAPI(ctx, s)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if recheck {
+		result = soonest(result, 15*time.Second)
 	}
 	dataPlaneReady, waiting, dpResult, err := r.walkDataPlane(ctx, s, activeReady)
 	if err != nil || (!dpResult.IsZero() && dpResult.RequeueAfter < rolloutRecheck && !dataPlaneReady) {

@@ -19,7 +19,10 @@ var gatewayClasses = schema.GroupVersionResource{Group: "gateway.networking.k8s.
 // istioGatewayClasses are the classes istiod's gateway controller accepts.
 var istioGatewayClasses = []string{"istio", "istio-waypoint"}
 
-// acceptGatewayClasses marks Istio's GatewayClasses Accepted, as istiod's gateway controller does, every few seconds
+// controllerNames are the controllers istiod names on the GatewayClasses it creates.
+var controllerNames = map[string]string{"istio": "istio.io/gateway-controller", "istio-waypoint": "istio.io/mesh-controller"}
+
+// acceptGatewayClasses creates Istio's GatewayClasses and marks them Accepted, as istiod's gateway controller does, every few seconds
 // until ctx ends. Nothing happens while the Gateway API is not served.
 func acceptGatewayClasses(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface, log klog.Logger) {
 	tick := time.NewTicker(3 * time.Second)
@@ -56,7 +59,13 @@ func served(disc discovery.DiscoveryInterface) bool {
 func acceptGatewayClass(ctx context.Context, dyn dynamic.Interface, name string) error {
 	live, err := dyn.Resource(gatewayClasses).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		// istiod creates its GatewayClasses once the Gateway API is served.
+		live, err = dyn.Resource(gatewayClasses).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": gatewayClasses.GroupVersion().String(),
+			"kind":       "GatewayClass",
+			"metadata":   map[string]any{"name": name},
+			"spec":       map[string]any{"controllerName": controllerNames[name]},
+		}}, metav1.CreateOptions{FieldManager: FieldManager})
 	}
 	if err != nil {
 		return fmt.Errorf("getting GatewayClass %s: %w", name, err)
