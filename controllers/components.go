@@ -81,8 +81,10 @@ type rowResult struct {
 // walkDataPlane walks the rows after the control plane in table order. A row whose dependencies are ready is applied
 // and assessed; one whose dependencies are not keeps whatever of it is live, untouched, and waits. activeReady says
 // whether istiod of the revision the data plane follows (where the tags point) is ready: gateways are injected by
-// its injector. It returns whether every row Ready waits for is ready, and what the first that is not waits for.
-func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, activeReady bool) (bool, string, ctrl.Result, error) {
+// its injector. It returns whether every row Ready waits for is ready and what the first that is not waits for, or,
+// with halted, the result of an apply that must end the reconcile (a kind not served yet, an ownership conflict: the
+// outcome is set).
+func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, activeReady bool) (ready bool, waiting string, halted *ctrl.Result, err error) {
 	results := map[string]rowResult{render.ComponentIstiod: {ready: activeReady}}
 	allReady, firstWaiting := true, ""
 	s.mesh.Status.Gateways = nil
@@ -109,11 +111,10 @@ func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, act
 				meshv1.ComponentStatus{Name: c.name, State: meshv1.ComponentProgressing, Message: res.message})
 		} else {
 			if result, err := r.applyObjects(ctx, s, objs); err != nil || !result.IsZero() {
-				return false, "", result, err
+				return false, "", &result, err
 			}
-			var err error
 			if res, err = r.assessRow(ctx, s, c, objs); err != nil {
-				return false, "", ctrl.Result{}, err
+				return false, "", nil, err
 			}
 			reason := meshv1.ReasonReady
 			if !res.ready {
@@ -129,10 +130,7 @@ func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, act
 			}
 		}
 	}
-	if allReady {
-		return true, "", ctrl.Result{}, nil
-	}
-	return false, firstWaiting, ctrl.Result{RequeueAfter: rolloutRecheck}, nil
+	return allReady, firstWaiting, nil, nil
 }
 
 // assessRow reads the rollout of every workload of a row from the cache (the watches on them trigger the next

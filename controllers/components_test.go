@@ -241,3 +241,45 @@ func TestDeletionOrderIsWebhooksGatewaysDaemonSetsThenTheRest(t *testing.T) {
 		t.Errorf("deletion order\n%v\nwant\n%v", ordered, want)
 	}
 }
+
+// With autoscaling, the autoscaler owns the gateway's replicas: scaling it writes nothing and is never undone.
+func TestAutoscaledGatewayScalingCausesNoWrite(t *testing.T) {
+	ctx := context.Background()
+	mesh := createMesh(t, "gateway-hpa", func(m *meshv1.ServiceMesh) {
+		m.Spec.Gateways = []meshv1.Gateway{{Name: "ingress", Namespace: "gateway-hpa-system",
+			Autoscaling: &meshv1.Autoscaling{MinReplicas: 1, MaxReplicas: 5}}}
+	})
+	markRolledOut(t, mesh.Spec.Namespace, "istiod")
+	exists(t, &appsv1.Deployment{}, mesh.Spec.Namespace, "ingress")
+	markRolledOut(t, mesh.Spec.Namespace, "ingress")
+	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
+
+	writesBefore := writes.Writes()
+	reconcileAfter(t, func() {
+		dep := &appsv1.Deployment{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: mesh.Spec.Namespace, Name: "ingress"}, dep); err != nil {
+			t.Fatal(err)
+		}
+		dep.Spec.Replicas = ptr.To[int32](3) // as the HorizontalPodAutoscaler scales it
+		if err := k8sClient.Update(ctx, dep); err != nil {
+			t.Fatal(err)
+		}
+	})
+	markRolledOut(t, mesh.Spec.Namespace, "ingress")
+	reconcileAfter(t, func() { poke(t, mesh) })
+	dep := &appsv1.Deployment{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: mesh.Spec.Namespace, Name: "ingress"}, dep); err != nil {
+		t.Fatal(err)
+	}
+	if ptr.Deref(dep.Spec.Replicas, 0) != 3 {
+		t.Errorf("the gateway's replicas are %d after the autoscaler set 3", ptr.Deref(dep.Spec.Replicas, 0))
+	}
+	// Only the mesh's status may change (ready replicas of the gateway).
+	n := int(writes.Writes() - writesBefore)
+	log := writes.Log()
+	for _, w := range log[max(0, len(log)-n):] {
+		if !strings.Contains(w, "ServiceMesh") {
+			t.Errorf("scaling the autoscaled gateway caused the write %s", w)
+		}
+	}
+}

@@ -43,6 +43,11 @@ func TestArgoCDServerSideApplyOfASampleStaysInSync(t *testing.T) {
 				return nil
 			})
 			rollOutIstiod(t, name, namespace)
+			// Its gateways and CNI agent, applied once istiod is ready.
+			for _, gw := range []struct{ namespace, name string }{{"istio-ingress", "istio-ingressgateway"}, {namespace, "istio-egressgateway"}} {
+				markRolledOut(t, gw.namespace, gw.name)
+			}
+			markDaemonSetRolledOut(t, "kube-system", "istio-cni-node")
 		}},
 	}
 	for _, tc := range cases {

@@ -304,9 +304,12 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 	if recheck {
 		result = soonest(result, 15*time.Second)
 	}
-	dataPlaneReady, waiting, dpResult, err := r.walkDataPlane(ctx, s, activeReady)
-	if err != nil || (!dpResult.IsZero() && dpResult.RequeueAfter < rolloutRecheck && !dataPlaneReady) {
-		return dpResult, err
+	dataPlaneReady, waiting, halted, err := r.walkDataPlane(ctx, s, activeReady)
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case halted != nil:
+		return *halted, nil
 	}
 
 	switch {

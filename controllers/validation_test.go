@@ -105,7 +105,8 @@ func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
 }
 
 func TestCRDValidationAcceptsTheSamples(t *testing.T) {
-	for _, file := range []string{"mesh_v1alpha1_servicemesh_minimal.yaml", "mesh_v1alpha1_servicemesh_full.yaml"} {
+	for _, file := range []string{"mesh_v1alpha1_servicemesh_minimal.yaml", "mesh_v1alpha1_servicemesh_full.yaml",
+		"mesh_v1alpha1_servicemesh_ingress.yaml"} {
 		t.Run("accepts "+file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
 			if err != nil {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default (`make demo`): a local kwok cluster, the CRDs, the operator running as a process against the
-# cluster, and the minimal sample ServiceMesh; waits (bounded) for its final state and prints what the operator made.
+# cluster, and the sample ServiceMesh with an ingress gateway; waits (bounded) for its final state and prints what the
+# operator made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,8 +39,8 @@ bin/manager --health-probe-bind-address=127.0.0.1:0 > bin/demo-operator.log 2>&1
 operator=$!
 trap 'kill $operator $fakeistiod 2>/dev/null || true' EXIT
 
-step "Applying the minimal ServiceMesh sample"
-kubectl apply --server-side -f config/samples/mesh_v1alpha1_servicemesh_minimal.yaml
+step "Applying the ServiceMesh sample with an ingress gateway"
+kubectl apply --server-side -f config/samples/mesh_v1alpha1_servicemesh_ingress.yaml
 
 step "Waiting (at most ${DEMO_TIMEOUT:-300}s) for the ServiceMesh to reach its final state"
 deadline=$(( $(date +%s) + ${DEMO_TIMEOUT:-300} ))
@@ -65,6 +66,10 @@ step "kubectl get sm"
 kubectl get sm -o wide
 echo
 kubectl get sm default -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
+
+step "The ingress gateway"
+kubectl get sm default -o jsonpath='{range .status.gateways[*]}{"gateway "}{.namespace}{"/"}{.name}{": "}{.readyReplicas}{" ready replicas, address "}{.address}{", revision "}{.revision}{"\n"}{end}'
+kubectl -n istio-ingress get deployment,service,endpointslices -l app=istio-ingressgateway 2>/dev/null || kubectl -n istio-ingress get deployment,service
 
 step "Objects the operator made"
 kubectl get all,mutatingwebhookconfigurations,validatingwebhookconfigurations,peerauthentications -A -l app.kubernetes.io/managed-by=meshwright 2>/dev/null || true

@@ -221,7 +221,7 @@ func watchRevisionMove(t *testing.T, newRevision, newVersion string, gateway cli
 			if w.gwMoved.IsZero() && dep.Spec.Template.Labels["istio.io/rev"] == newRevision {
 				w.gwMoved = now
 			}
-			if w.ztMoved.IsZero() && strings.HasSuffix(zt.Spec.Template.Spec.Containers[0].Image, ":"+newVersion) {
+			if w.ztMoved.IsZero() && strings.Contains(zt.Spec.Template.Spec.Containers[0].Image, ":"+newVersion) {
 				w.ztMoved = now
 			}
 			w.mu.Unlock()
