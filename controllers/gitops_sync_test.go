@@ -137,13 +137,20 @@ func assertArgoCDOwnsExactly(t *testing.T, live, manifest *unstructured.Unstruct
 }
 
 // manifestFields lists the leaf fields a manifest sets, as managedFields record them: identity (apiVersion, kind,
-// metadata.name) is not recorded, an empty object is a leaf. The samples hold no lists.
+// metadata.name) is not recorded, an empty object is a leaf, an atomic list is a leaf, and the items of
+// spec.gateways (a list map keyed by name and namespace) are recorded by key.
 func manifestFields(obj map[string]any, prefix string) []string {
 	var out []string
 	for key, value := range obj {
 		path := prefix + "." + key
 		switch path {
 		case ".apiVersion", ".kind", ".metadata.name":
+			continue
+		case ".spec.gateways":
+			for _, item := range value.([]any) {
+				gw := item.(map[string]any)
+				out = append(out, manifestFields(gw, fmt.Sprintf(`%s.k:{"name":%q,"namespace":%q}`, path, gw["name"], gw["namespace"]))...)
+			}
 			continue
 		}
 		if m, ok := value.(map[string]any); ok && len(m) > 0 {
