@@ -332,6 +332,9 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		return soonest(result, rolloutRecheck), nil
 	}
 	readyMessage := fmt.Sprintf("Istio %s control plane is ready", s.version.Version)
+	if extra := readyComponents(s.mesh.Spec); extra != "" {
+		readyMessage = fmt.Sprintf("Istio %s control plane and %s are ready", s.version.Version, extra)
+	}
 	if meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported) != nil {
 		readyMessage += " (past its end of life: see the VersionSupported condition)"
 	}
@@ -386,4 +389,29 @@ func orderForDeletion(ids []string, gateways []meshv1.Gateway) []string {
 		return cmp.Or(cmp.Compare(ra, rb), cmp.Compare(sb, sa))
 	})
 	return out
+}
+
+// readyComponents names the data-plane components a Ready mesh runs besides its control plane ("" for none).
+func readyComponents(spec meshv1.ServiceMeshSpec) string {
+	var parts []string
+	switch n := len(spec.Gateways); n {
+	case 0:
+	case 1:
+		parts = append(parts, "1 gateway")
+	default:
+		parts = append(parts, fmt.Sprintf("%d gateways", n))
+	}
+	if render.CNIEnabled(spec) {
+		parts = append(parts, "the CNI node agent")
+	}
+	if render.Ambient(spec) {
+		parts = append(parts, "ztunnel")
+	}
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
