@@ -16,6 +16,8 @@ const (
 	// ConditionWaypointsAvailable is present with the ambient profile: False while the Gateway API CRDs that
 	// waypoints (L7) need are missing.
 	ConditionWaypointsAvailable = "WaypointsAvailable"
+	// ConditionAddonsReady is present while an add-on is Managed; it never holds Ready.
+	ConditionAddonsReady = "AddonsReady"
 	// ConditionPaused is True while the ServiceMesh carries AnnotationPaused.
 	ConditionPaused = "Paused"
 	// ConditionVersionSupported is present, False, only while the mesh runs a version past its end of life.

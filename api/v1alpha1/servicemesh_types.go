@@ -59,6 +59,10 @@ type ServiceMeshSpec struct {
 	// +optional
 	GatewayAPI *GatewayAPI `json:"gatewayAPI,omitempty"`
 
+	// Addons are the observability add-ons: Prometheus, Grafana, tracing (Jaeger) and Kiali.
+	// +optional
+	Addons *Addons `json:"addons,omitempty"`
+
 	// CNI runs the Istio CNI node agent (a DaemonSet), which sets up traffic redirection instead of the sidecars'
 	// privileged init container. Always on with the ambient profile.
 	// +optional

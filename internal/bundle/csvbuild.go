@@ -143,12 +143,19 @@ func almExamples(samples []*unstructured.Unstructured) (string, error) {
 func relatedImages(operatorImage string, c *istio.Catalog) []RelatedImage {
 	images := []RelatedImage{{Name: PackageName, Image: operatorImage}}
 	components := slices.Sorted(maps.Keys(c.Images))
+	seen := map[string]bool{}
 	for _, v := range c.Versions {
 		for _, component := range components {
 			images = append(images, RelatedImage{
 				Name:  "istio-" + component + "-" + v.RevisionSuffix(),
 				Image: c.Image(component, v),
 			})
+		}
+		for _, addon := range slices.Sorted(maps.Keys(v.Addons)) {
+			if image := v.Addons[addon]; !seen[image] {
+				seen[image] = true
+				images = append(images, RelatedImage{Name: "addon-" + addon + "-" + v.RevisionSuffix(), Image: image})
+			}
 		}
 	}
 	return images

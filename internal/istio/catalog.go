@@ -25,7 +25,13 @@ type Version struct {
 	Charts string `json:"charts"`
 	// EndOfLife is the date after which the version is refused for new renders (YYYY-MM-DD).
 	EndOfLife string `json:"endOfLife"`
+	// Addons are the images of the observability add-ons tested with this version (prometheus, grafana, jaeger,
+	// kiali), as full references.
+	Addons map[string]string `json:"addons,omitempty"`
 }
+
+// AddonNames are the keys of a version's addons.
+var AddonNames = []string{"grafana", "jaeger", "kiali", "prometheus"}
 
 // Catalog is the parsed versions.yaml.
 type Catalog struct {
