@@ -52,6 +52,11 @@ var components = []component{
 		}},
 	{name: render.ComponentCNI, condition: meshv1.ConditionCNIReady, after: []string{render.ComponentIstiod}},
 	{name: render.ComponentZtunnel, condition: meshv1.ConditionZtunnelReady, after: []string{render.ComponentIstiod, render.ComponentCNI}},
+	// The add-ons follow the control plane and never hold Ready.
+	{name: render.ComponentPrometheus, condition: meshv1.ConditionAddonsReady, after: []string{render.ComponentIstiod}, optional: true},
+	{name: render.ComponentGrafana, condition: meshv1.ConditionAddonsReady, after: []string{render.ComponentIstiod}, optional: true},
+	{name: render.ComponentTracing, condition: meshv1.ConditionAddonsReady, after: []string{render.ComponentIstiod}, optional: true},
+	{name: render.ComponentKiali, condition: meshv1.ConditionAddonsReady, after: []string{render.ComponentIstiod}, optional: true},
 }
 
 // controlPlane reports whether an object belongs to a row applied by the apply phase.
@@ -81,22 +86,36 @@ type rowResult struct {
 // walkDataPlane walks the rows after the control plane in table order. A row whose dependencies are ready is applied
 // and assessed; one whose dependencies are not keeps whatever of it is live, untouched, and waits. activeReady says
 // whether istiod of the revision the data plane follows (where the tags point) is ready: gateways are injected by
-// its injector. It returns whether every row Ready waits for is ready and what the first that is not waits for, or,
-// with halted, the result of an apply that must end the reconcile (a kind not served yet, an ownership conflict: the
-// outcome is set).
-func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, activeReady bool) (ready bool, waiting string, halted *ctrl.Result, err error) {
+// its injector. Rows sharing a condition (the add-ons' AddonsReady) report it together. It returns whether every row
+// Ready waits for is ready, what the first that is not waits for, what optional rows are not ready, or, with halted,
+// the result of an apply that must end the reconcile (a kind not served yet, an ownership conflict: the outcome is set).
+func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, activeReady bool) (walk dataPlaneWalk, halted *ctrl.Result, err error) {
 	results := map[string]rowResult{render.ComponentIstiod: {ready: activeReady}}
-	allReady, firstWaiting := true, ""
+	walk.ready = true
+	type conditionState struct {
+		ready           bool
+		reason          string
+		messages        []string
+		present, failed bool
+	}
+	conditions := map[string]*conditionState{}
+	var order []string
 	s.mesh.Status.Gateways = nil
 	for _, c := range components {
 		if len(c.after) == 0 {
 			continue
 		}
+		cs := conditions[c.condition]
+		if cs == nil {
+			cs = &conditionState{ready: true, reason: meshv1.ReasonReady}
+			conditions[c.condition] = cs
+			order = append(order, c.condition)
+		}
 		objs := s.rowObjects(c.name)
 		if len(objs) == 0 {
-			meta.RemoveStatusCondition(&s.mesh.Status.Conditions, c.condition)
 			continue
 		}
+		cs.present = true
 		var waiting []string
 		for _, dep := range c.after {
 			if res, ok := results[dep]; ok && !res.ready {
@@ -106,31 +125,99 @@ func (r *ServiceMeshReconciler) walkDataPlane(ctx context.Context, s *scope, act
 		var res rowResult
 		if len(waiting) > 0 {
 			res.message = fmt.Sprintf("waiting for %s to be ready", strings.Join(waiting, " and "))
-			status.SetComponent(s.mesh, c.condition, false, meshv1.ReasonWaiting, res.message)
+			cs.reason = meshv1.ReasonWaiting
 			s.mesh.Status.Components = append(s.mesh.Status.Components,
 				meshv1.ComponentStatus{Name: c.name, State: meshv1.ComponentProgressing, Message: res.message})
 		} else {
+			if c.optional {
+				var missing string
+				objs, missing = r.servedOnly(objs)
+				if missing != "" {
+					res.message = missing
+					cs.reason = meshv1.ReasonProgressing
+				}
+			}
+			if err := r.ensureCreateOnly(ctx, s, c.name); err != nil {
+				return walk, nil, err
+			}
 			if result, err := r.applyObjects(ctx, s, objs); err != nil || !result.IsZero() {
-				return false, "", &result, err
+				return walk, &result, err
 			}
-			if res, err = r.assessRow(ctx, s, c, objs); err != nil {
-				return false, "", nil, err
+			if c.name == render.ComponentPrometheus {
+				r.ensureWatches(ctx, "monitoring.coreos.com")
 			}
-			reason := meshv1.ReasonReady
-			if !res.ready {
-				reason = meshv1.ReasonProgressing
+			assessed, err := r.assessRow(ctx, s, c, objs)
+			if err != nil {
+				return walk, nil, err
 			}
-			status.SetComponent(s.mesh, c.condition, res.ready, reason, res.message)
+			res.ready = assessed.ready && res.message == ""
+			res.message = strings.Trim(res.message+"; "+assessed.message, "; ")
+			if !res.ready && cs.reason == meshv1.ReasonReady {
+				cs.reason = meshv1.ReasonProgressing
+			}
 		}
 		results[c.name] = res
-		if !res.ready && !c.optional {
-			allReady = false
-			if firstWaiting == "" {
-				firstWaiting = c.name + ": " + res.message
+		if res.message != "" && (!res.ready || cs.ready) {
+			cs.messages = append(cs.messages, res.message)
+		}
+		if !res.ready {
+			if cs.ready {
+				cs.messages = []string{res.message} // the condition explains what is not ready
+			}
+			cs.ready = false
+			switch {
+			case c.optional:
+				walk.addonsWaiting = append(walk.addonsWaiting, c.name+": "+res.message)
+			case walk.ready:
+				walk.ready, walk.waiting = false, c.name+": "+res.message
 			}
 		}
 	}
-	return allReady, firstWaiting, nil, nil
+	for _, t := range order {
+		cs := conditions[t]
+		if !cs.present {
+			meta.RemoveStatusCondition(&s.mesh.Status.Conditions, t)
+			continue
+		}
+		if t == meshv1.ConditionAddonsReady && !cs.ready {
+			if c := meta.FindStatusCondition(s.mesh.Status.Conditions, t); c == nil || c.Status != metav1.ConditionFalse {
+				r.Recorder.Eventf(s.mesh, nil, "Warning", "AddonNotReady", "Assess",
+					"Add-ons not ready (the mesh stays Ready): %s", strings.Join(walk.addonsWaiting, "; "))
+			}
+		}
+		status.SetComponent(s.mesh, t, cs.ready, cs.reason, strings.Join(cs.messages, "; "))
+	}
+	return walk, nil, nil
+}
+
+// dataPlaneWalk is what walking the rows after the control plane found.
+type dataPlaneWalk struct {
+	// ready: every row Ready waits for is ready; waiting says what the first that is not waits for.
+	ready   bool
+	waiting string
+	// addonsWaiting explains the optional rows (add-ons) that are not ready; they never hold Ready.
+	addonsWaiting []string
+}
+
+// servedOnly leaves out the objects whose kinds the API server does not serve (the Prometheus Operator's monitors
+// without its CRDs) and says which.
+func (r *ServiceMeshReconciler) servedOnly(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, string) {
+	var kept []*unstructured.Unstructured
+	var missing []string
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if _, err := r.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); meta.IsNoMatchError(err) {
+			if !slices.Contains(missing, gvk.Kind) {
+				missing = append(missing, gvk.Kind)
+			}
+			continue
+		}
+		kept = append(kept, o)
+	}
+	if len(missing) == 0 {
+		return kept, ""
+	}
+	return kept, fmt.Sprintf("%s not served: install the CRDs of %s", strings.Join(missing, ", "), objs[0].GroupVersionKind().Group)
 }
 
 // assessRow reads the rollout of every workload of a row from the cache (the watches on them trigger the next

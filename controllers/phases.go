@@ -150,6 +150,7 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 	if err := r.checkGatewayNamespaces(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
+	s.createOnly = s.createOnlyObjects(cfg)
 	objs, err := r.Renders.Render(cfg)
 	var unknown *render.UnknownValueError
 	switch {
@@ -178,7 +179,7 @@ func (r *ServiceMeshReconciler) apply(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	r.ensureWatches(ctx, "security.istio.io")
 
-	current := union(apply.Inventory(s.objects), apply.Inventory(render.CASecrets(s.objects)))
+	current := union(union(apply.Inventory(s.objects), apply.Inventory(render.CASecrets(s.objects))), createOnlyInventory(s.createOnly))
 	stale := apply.Stale(previous, current)
 	// A revision still listed in status but no longer renderable (its version left the catalog) keeps its objects
 	// untouched until it is unused and retired.
@@ -304,12 +305,15 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 	if recheck {
 		result = soonest(result, 15*time.Second)
 	}
-	dataPlaneReady, waiting, halted, err := r.walkDataPlane(ctx, s, activeReady)
+	walk, halted, err := r.walkDataPlane(ctx, s, activeReady)
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err
 	case halted != nil:
 		return *halted, nil
+	}
+	if len(walk.addonsWaiting) > 0 {
+		result = soonest(result, rolloutRecheck)
 	}
 
 	switch {
@@ -327,8 +331,8 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 		return soonest(result, rolloutRecheck), nil
 	}
 	status.SetComponent(s.mesh, meshv1.ConditionControlPlaneReady, true, meshv1.ReasonReady, message)
-	if !dataPlaneReady {
-		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Control plane ready; waiting for " + waiting, Reconciling: true}
+	if !walk.ready {
+		s.outcome = status.Outcome{Reason: meshv1.ReasonProgressing, Message: "Control plane ready; waiting for " + walk.waiting, Reconciling: true}
 		return soonest(result, rolloutRecheck), nil
 	}
 	readyMessage := fmt.Sprintf("Istio %s control plane is ready", s.version.Version)
@@ -337,6 +341,9 @@ func (r *ServiceMeshReconciler) assess(ctx context.Context, s *scope) (ctrl.Resu
 	}
 	if meta.FindStatusCondition(s.mesh.Status.Conditions, meshv1.ConditionVersionSupported) != nil {
 		readyMessage += " (past its end of life: see the VersionSupported condition)"
+	}
+	if len(walk.addonsWaiting) > 0 {
+		readyMessage += "; add-ons not ready (see AddonsReady): " + strings.Join(walk.addonsWaiting, "; ")
 	}
 	s.outcome = status.Outcome{Ready: true, Reason: meshv1.ReasonReady, Message: readyMessage}
 	// With the control plane ready, move workloads still on an old revision (sets its own outcome while it runs).

@@ -37,7 +37,8 @@ func operatorRole(t *testing.T) *rbacv1.ClusterRole {
 }
 
 // everyComponent is a spec of a profile with every optional component on: an autoscaled ingress gateway, an egress
-// gateway with a PodDisruptionBudget, the CNI node agent and the Gateway API CRDs.
+// gateway with a PodDisruptionBudget, the CNI node agent, the Gateway API CRDs, Prometheus Operator monitors for an
+// External Prometheus, and the other add-ons Managed (Kiali allowed to write).
 func everyComponent(profile string) meshv1.ServiceMeshSpec {
 	return meshv1.ServiceMeshSpec{Profile: profile,
 		Gateways: []meshv1.Gateway{
@@ -45,6 +46,10 @@ func everyComponent(profile string) meshv1.ServiceMeshSpec {
 			{Name: "istio-egressgateway", Namespace: "istio-system", Type: meshv1.GatewayEgress, Replicas: ptr.To[int32](2)}},
 		CNI:        &meshv1.CNI{Enabled: ptr.To(true)},
 		GatewayAPI: &meshv1.GatewayAPI{InstallCRDs: true},
+		Addons: &meshv1.Addons{
+			Prometheus: &meshv1.PrometheusAddon{Addon: meshv1.Addon{Mode: meshv1.AddonExternal, URL: "http://prometheus.monitoring:9090"},
+				Monitors: &meshv1.PrometheusMonitors{Enabled: true}},
+			Grafana: &meshv1.GrafanaAddon{}, Tracing: &meshv1.TracingAddon{}, Kiali: &meshv1.KialiAddon{ViewOnly: ptr.To(false)}},
 	}
 }
 

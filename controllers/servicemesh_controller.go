@@ -91,6 +91,8 @@ type scope struct {
 	claims  apply.Claims
 	outcome status.Outcome
 
+	// createOnly are the generated secrets and data volumes the spec asks for, created once (see addons.go).
+	createOnly []createOnly
 	// foreignGatewayAPI explains the Gateway API CRDs left out of the render because someone else installed them.
 	foreignGatewayAPI []string
 

@@ -86,6 +86,14 @@ func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
 		{"an unknown platform", "", `{"platform":"eks"}`, "spec.platform"},
 		{"ambient without the CNI node agent", "", `{"profile":"ambient","cni":{"enabled":false}}`,
 			"spec.cni.enabled cannot be false with profile ambient"},
+		{"an External add-on without url", "", `{"addons":{"grafana":{"mode":"External"}}}`,
+			"spec.addons.grafana: Invalid value: \"object\": url is required when mode is External"},
+		{"a malformed add-on url", "", `{"addons":{"prometheus":{"mode":"External","url":"::not-a-url"}}}`,
+			"spec.addons.prometheus: Invalid value: \"object\": url must be an absolute URL"},
+		{"a negative retention", "", `{"addons":{"prometheus":{"retention":"-1d"}}}`, "spec.addons.prometheus.retention"},
+		{"External tracing without an OTLP endpoint", "", `{"addons":{"tracing":{"mode":"External","url":"http://jaeger.obs:16686"}}}`,
+			"otlpEndpoint is required when mode is External"},
+		{"an unknown add-on mode", "", `{"addons":{"kiali":{"mode":"Auto"}}}`, "spec.addons.kiali.mode"},
 	}
 	for _, tc := range cases {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
@@ -106,7 +114,7 @@ func TestCRDValidationRejectsInvalidSpecsNamingTheField(t *testing.T) {
 
 func TestCRDValidationAcceptsTheSamples(t *testing.T) {
 	for _, file := range []string{"mesh_v1alpha1_servicemesh_minimal.yaml", "mesh_v1alpha1_servicemesh_full.yaml",
-		"mesh_v1alpha1_servicemesh_ingress.yaml"} {
+		"mesh_v1alpha1_servicemesh_demo.yaml"} {
 		t.Run("accepts "+file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
 			if err != nil {

@@ -57,6 +57,8 @@ var CRDBackedKinds = []schema.GroupVersionKind{
 	{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"},
 	{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"},
 	{Group: "cert-manager.io", Version: "v1", Kind: "Issuer"},
+	{Group: "monitoring.coreos.com", Version: "v1", Kind: "PodMonitor"},
+	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"},
 }
 
 // Permissions the operator needs on the objects it renders (Istio's base and istiod charts), and on the resources

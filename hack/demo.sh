@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default (`make demo`): a local kwok cluster, the CRDs, the operator running as a process against the
-# cluster, and the sample ServiceMesh with an ingress gateway; waits (bounded) for its final state and prints what the
-# operator made.
+# cluster, and the sample ServiceMesh with an ingress gateway and the add-ons; waits (bounded) for its final state and
+# prints what the operator made and how to reach Grafana and Kiali.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +39,8 @@ bin/manager --health-probe-bind-address=127.0.0.1:0 > bin/demo-operator.log 2>&1
 operator=$!
 trap 'kill $operator $fakeistiod 2>/dev/null || true' EXIT
 
-step "Applying the ServiceMesh sample with an ingress gateway"
-kubectl apply --server-side -f config/samples/mesh_v1alpha1_servicemesh_ingress.yaml
+step "Applying the ServiceMesh sample with an ingress gateway and the observability add-ons"
+kubectl apply --server-side -f config/samples/mesh_v1alpha1_servicemesh_demo.yaml
 
 step "Waiting (at most ${DEMO_TIMEOUT:-300}s) for the ServiceMesh to reach its final state"
 deadline=$(( $(date +%s) + ${DEMO_TIMEOUT:-300} ))
@@ -70,6 +70,18 @@ kubectl get sm default -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.s
 step "The ingress gateway"
 kubectl get sm default -o jsonpath='{range .status.gateways[*]}{"gateway "}{.namespace}{"/"}{.name}{": "}{.readyReplicas}{" ready replicas, address "}{.address}{", revision "}{.revision}{"\n"}{end}'
 kubectl -n istio-ingress get deployment,service,endpointslices -l app=istio-ingressgateway 2>/dev/null || kubectl -n istio-ingress get deployment,service
+
+step "The add-ons"
+kubectl get sm default -o jsonpath='{range .status.conditions[?(@.type=="AddonsReady")]}{.type}{"="}{.status}{": "}{.message}{"\n"}{end}'
+kubectl -n istio-system get deployment prometheus grafana tracing kiali
+cat <<'REACH'
+Reach them from this machine (on a real cluster; kwok runs no containers, so here the pods only look Running):
+  kubectl -n istio-system port-forward svc/grafana 3000:3000      # then http://localhost:3000 (anonymous Viewer)
+  kubectl -n istio-system port-forward svc/kiali 20001:20001      # then http://localhost:20001/kiali
+  kubectl -n istio-system port-forward svc/prometheus 9090:9090   # then http://localhost:9090
+  kubectl -n istio-system port-forward svc/tracing 16686:16686    # then http://localhost:16686 (Jaeger)
+Grafana's admin password: kubectl -n istio-system get secret grafana-admin -o jsonpath='{.data.password}' | base64 -d
+REACH
 
 step "Objects the operator made"
 kubectl get all,mutatingwebhookconfigurations,validatingwebhookconfigurations,peerauthentications -A -l app.kubernetes.io/managed-by=meshwright 2>/dev/null || true

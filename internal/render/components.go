@@ -35,6 +35,10 @@ var Components = []Component{
 	{ComponentGateway, renderGateways},
 	{ComponentCNI, renderCNI},
 	{ComponentZtunnel, renderZtunnel},
+	{ComponentPrometheus, renderPrometheus},
+	{ComponentGrafana, renderGrafana},
+	{ComponentTracing, renderTracing},
+	{ComponentKiali, renderKiali},
 }
 
 // LabelGateway names the gateway (of spec.gateways) an object belongs to; the object's namespace is the gateway's.

@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -74,6 +75,9 @@ func scenarios(t *testing.T) map[string]Config {
 			MeshConfig: raw(t, `{"defaultConfig":{"proxyMetadata":{"ISTIO_META_DNS_CAPTURE":"true"}}}`),
 			Values:     raw(t, `{"global":{"logAsJson":true}}`)}),
 		"ambient-1.30": base("1.30", meshv1.ServiceMeshSpec{Profile: "ambient"}),
+		"demo-addons-1.31": base("1.31", meshv1.ServiceMeshSpec{Profile: "demo", Addons: &meshv1.Addons{
+			Prometheus: &meshv1.PrometheusAddon{Retention: "24h",
+				Storage: &meshv1.AddonStorage{Size: resource.MustParse("20Gi")}}}}),
 		"custom-values-1.31": base("1.31", meshv1.ServiceMeshSpec{
 			ControlPlane: &meshv1.ControlPlane{Replicas: ptr.To[int32](3), LogLevel: "warn",
 				PodDisruptionBudget: &meshv1.PodDisruptionBudget{Enabled: true},

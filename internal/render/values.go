@@ -4,6 +4,10 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 )
@@ -19,7 +23,7 @@ import (
 // Later layers override earlier ones key by key; lists and scalars are replaced whole.
 func Values(cfg Config, rev Revision, profile map[string]any) (map[string]any, error) {
 	layers := []map[string]any{catalogValues(cfg, rev), profile}
-	typed, err := typedValues(cfg.Spec)
+	typed, err := typedValues(cfg.Spec, cfg.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +47,7 @@ func catalogValues(cfg Config, rev Revision) map[string]any {
 	return map[string]any{"global": map[string]any{"hub": cfg.Hub, "tag": rev.Version.Version}}
 }
 
-func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
+func typedValues(spec meshv1.ServiceMeshSpec, namespace string) (map[string]any, error) {
 	pilot := map[string]any{}
 	global := map[string]any{}
 	out := map[string]any{}
@@ -127,6 +131,7 @@ func typedValues(spec meshv1.ServiceMeshSpec) (map[string]any, error) {
 		}
 		mc = merge(mc, user)
 	}
+	mc = withTracing(mc, spec, namespace)
 	if len(mc) > 0 {
 		out["meshConfig"] = mc
 	}
@@ -183,4 +188,39 @@ func toMap(v any) (map[string]any, error) {
 	}
 	out := map[string]any{}
 	return out, json.Unmarshal(raw, &out)
+}
+
+// withTracing wires Istio to the tracing add-on: an OpenTelemetry extension provider, merged by name into the
+// user's providers (a provider of the user's with the same name wins; the list is never replaced), made the default
+// tracing provider and given the sampling percentage, unless the user's mesh config already decides either.
+func withTracing(mc map[string]any, spec meshv1.ServiceMeshSpec, namespace string) map[string]any {
+	host, port := TracingEndpoint(spec, namespace)
+	if host == "" {
+		return mc
+	}
+	providers, _ := mc["extensionProviders"].([]any)
+	mine := slices.ContainsFunc(providers, func(p any) bool {
+		m, _ := p.(map[string]any)
+		return m["name"] == TracingProvider
+	})
+	if !mine {
+		providers = append(slices.Clone(providers), map[string]any{"name": TracingProvider,
+			"opentelemetry": map[string]any{"service": host, "port": port}})
+	}
+	out := merge(mc, map[string]any{})
+	out["extensionProviders"] = providers
+	defaults, _ := out["defaultProviders"].(map[string]any)
+	if _, set := defaults["tracing"]; !set {
+		out = merge(out, map[string]any{"defaultProviders": map[string]any{"tracing": []any{TracingProvider}}})
+	}
+	sampling := 1.0
+	if t := spec.Addons.Tracing; t != nil && t.SamplingPercentage != "" {
+		if v, err := strconv.ParseFloat(t.SamplingPercentage, 64); err == nil {
+			sampling = v
+		}
+	}
+	if _, set, _ := unstructured.NestedFieldNoCopy(out, "defaultConfig", "tracing", "sampling"); !set {
+		out = merge(out, map[string]any{"defaultConfig": map[string]any{"tracing": map[string]any{"sampling": sampling}}})
+	}
+	return out
 }

@@ -49,6 +49,12 @@ func gatewayServes(ctx context.Context, namespace, name string, want int32) erro
 	if !available(dep) || dep.Status.AvailableReplicas != want {
 		return fmt.Errorf("gateway %s/%s: %d of %d replicas available", namespace, name, dep.Status.AvailableReplicas, want)
 	}
+	return endpointSlicesListReadyPods(ctx, namespace, name, want)
+}
+
+// endpointSlicesListReadyPods checks that a Service's EndpointSlices list exactly its want ready pods, on every port
+// name the Service declares.
+func endpointSlicesListReadyPods(ctx context.Context, namespace, name string, want int32) error {
 	svc := &corev1.Service{}
 	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
 		return err
@@ -82,11 +88,11 @@ func gatewayServes(ctx context.Context, namespace, name string, want int32) erro
 	}
 	slices.Sort(ready)
 	if len(ready) != int(want) || !slices.Equal(ready, podIPs) {
-		return fmt.Errorf("gateway %s/%s: EndpointSlices list ready %v, pods %v", namespace, name, ready, podIPs)
+		return fmt.Errorf("Service %s/%s: EndpointSlices list ready %v, pods %v", namespace, name, ready, podIPs)
 	}
 	for _, p := range svc.Spec.Ports {
 		if !ports[p.Name] {
-			return fmt.Errorf("gateway %s/%s: EndpointSlices lack port %s", namespace, name, p.Name)
+			return fmt.Errorf("Service %s/%s: EndpointSlices lack port %s", namespace, name, p.Name)
 		}
 	}
 	return nil
