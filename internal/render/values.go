@@ -214,7 +214,8 @@ func withTracing(mc map[string]any, spec meshv1.ServiceMeshSpec, namespace strin
 		out = merge(out, map[string]any{"defaultProviders": map[string]any{"tracing": []any{TracingProvider}}})
 	}
 	sampling := 1.0
-	if t := spec.Addons.Tracing; t != nil && t.SamplingPercentage != "" {
+	if a := spec.Addons; a != nil && a.Tracing != nil && a.Tracing.SamplingPercentage != "" {
+		t := a.Tracing
 		if v, err := strconv.ParseFloat(t.SamplingPercentage, 64); err == nil {
 			sampling = v
 		}
