@@ -25,6 +25,10 @@ import (
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=selfsubjectaccessreviews,verbs=create
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=podmonitors;servicemonitors,verbs=get;list;watch;create;update;patch;delete
+//
+// Kiali with viewOnly: false edits Istio's configuration (VirtualServices, AuthorizationPolicies, Telemetry); the
+// operator can grant that only by holding it. It never uses it itself.
+// +kubebuilder:rbac:groups=networking.istio.io;security.istio.io;telemetry.istio.io,resources=*,verbs=create;update;patch;delete
 
 // createOnly is an object the reconciler creates once, outside the pure render, and never rewrites: generated
 // secrets (a reconcile must not change a password or a signing key) and data volumes.

@@ -591,7 +591,7 @@ func kialiRules(viewOnly bool) []rbacv1.PolicyRule {
 		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
 	}
 	if !viewOnly {
-		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"networking.istio.io", "security.istio.io", "telemetry.istio.io", "gateway.networking.k8s.io"},
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"networking.istio.io", "security.istio.io", "telemetry.istio.io"},
 			Resources: []string{"*"}, Verbs: []string{"create", "update", "patch", "delete"}})
 	}
 	return rules
