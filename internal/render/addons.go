@@ -485,8 +485,6 @@ extensions:
   jaeger_query:
     storage:
       traces: store
-    ui:
-      config_file: ""
     http:
       endpoint: 0.0.0.0:16686
     grpc:
