@@ -64,9 +64,13 @@ func TestDemoProfileAddons(t *testing.T) {
 			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: "istio-system", Name: addon}, dep); err != nil {
 				t.Fatal(err)
 			}
+			// The pod runs under its own ServiceAccount, which admission looks up in the pod's namespace.
+			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: dep.Spec.Template.Spec.ServiceAccountName, Namespace: ns.Name}}
+			if err := k8sClient.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: addon, Namespace: ns.Name, Labels: dep.Spec.Template.Labels},
 				Spec: *dep.Spec.Template.Spec.DeepCopy()}
-			pod.Spec.ServiceAccountName = ""
 			if err := k8sClient.Create(ctx, pod, client.DryRunAll); err != nil {
 				t.Errorf("a namespace enforcing restricted refuses the %s pod: %v", addon, err)
 			}
