@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
@@ -217,6 +218,13 @@ func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs
 	a := r.applier(s.mesh)
 	a.Claims = s.claims
 	res, err := a.Apply(ctx, objs)
+	if meta.IsNoMatchError(err) && r.waitEstablished(ctx, objs) {
+		// Istio's CRDs were applied a moment ago in this same call: once established, the rest goes in now rather
+		// than after a requeue.
+		more, rerr := a.Apply(ctx, objs)
+		more.Created = union(res.Created, more.Created)
+		res, err = more, rerr
+	}
 	var conflict *apply.ConflictError
 	if !errors.As(err, &conflict) {
 		r.recordApply(s, res, previous)
@@ -421,4 +429,52 @@ func readyComponents(spec meshv1.ServiceMeshSpec) string {
 		return parts[0]
 	}
 	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+// crdEstablishedWait bounds how long a reconcile waits, in one pass, for the CRDs it has just applied to be served.
+const crdEstablishedWait = 10 * time.Second
+
+// waitEstablished waits until every CRD among objs is Established, as the labelled cache sees it (its watch brings
+// each status change; read every 20 ms without copying, at most crdEstablishedWait), and reports whether they all are.
+func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*unstructured.Unstructured) bool {
+	want := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			want[o.GetName()] = true
+		}
+	}
+	if len(want) == 0 {
+		return false
+	}
+	deadline := time.Now().Add(crdEstablishedWait)
+	for time.Now().Before(deadline) {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(crdGVK.GroupVersion().WithKind("CustomResourceDefinitionList"))
+		if err := r.List(ctx, list, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}, client.UnsafeDisableDeepCopy); err != nil {
+			return false
+		}
+		established := 0
+		for i := range list.Items {
+			crd := &list.Items[i] // the cache's own object: read only
+			if !want[crd.GetName()] {
+				continue
+			}
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			if slices.ContainsFunc(conds, func(c any) bool {
+				m, _ := c.(map[string]any)
+				return m["type"] == "Established" && m["status"] == "True"
+			}) {
+				established++
+			}
+		}
+		if established == len(want) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
 }

@@ -54,5 +54,18 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 		Now:         now,
 	}
 	r.SetCatalog(istio.DefaultCatalog)
+	go warmCharts(istio.DefaultCatalog)
 	return r, nil
+}
+
+// warmCharts loads, while the manager starts, the charts a default ServiceMesh renders first (the newest version's
+// base and istiod), so a first install does not wait for them to be read and parsed. Other versions and charts are
+// loaded when first used.
+func warmCharts(c *istio.Catalog) {
+	if len(c.Versions) == 0 {
+		return
+	}
+	for _, chart := range []string{istio.ChartBase, istio.ChartIstiod} {
+		_, _ = istio.LoadChart(c.Versions[0], chart) // an error here is reported by the render that needs the chart
+	}
 }

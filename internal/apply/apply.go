@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -68,6 +69,10 @@ type Applier struct {
 	// OwnerExists, when set, tells whether another owner still exists: an object labelled for an owner that is gone
 	// was created by Meshwright and is taken over (ClaimOrphan) instead of being a conflict.
 	OwnerExists func(ctx context.Context, owner string) (bool, error)
+	// Batch, when set, groups consecutive objects that may be written at the same time (the render's stage), and
+	// Concurrency bounds how many are in flight; objects are otherwise applied one at a time.
+	Batch       func(*unstructured.Unstructured) int
+	Concurrency int
 }
 
 // StampHashes records in each object the hash of its configuration (AnnotationAppliedHash), once per render, so
@@ -112,75 +117,155 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err != nil {
 		return res, err
 	}
-	for _, desired := range objs {
-		id := IDOf(desired)
-		current, claim := live[id], claims[id]
-		if current == nil && claim == ClaimUseAsIs {
+	outcomes := make([]outcome, len(objs))
+	err = a.inBatches(objs, func(i int) error {
+		var err error
+		outcomes[i], err = a.applyOne(ctx, objs[i], live[IDOf(objs[i])], claims[IDOf(objs[i])])
+		return err
+	})
+	for i, o := range outcomes {
+		id := IDOf(objs[i])
+		switch o {
+		case outcomeUsedAsIs:
 			res.UsedAsIs = append(res.UsedAsIs, id)
-			continue
-		}
-		preExisting := claim == ClaimPreExisting || (current != nil && current.GetAnnotations()[AnnotationPreExisting] == "true")
-		obj := withFieldPolicy(desired, current)
-		if obj != desired {
-			// The policy left fields out of a copy: its hash must say so.
-			if err := stampHash(obj); err != nil {
-				return res, err
-			}
-		}
-		hash := obj.GetAnnotations()[AnnotationAppliedHash]
-		if hash == "" {
-			// Not stamped by the render cache: stamp a copy, never the caller's object.
-			obj = obj.DeepCopy()
-			if err := stampHash(obj); err != nil {
-				return res, err
-			}
-			hash = obj.GetAnnotations()[AnnotationAppliedHash]
-		}
-		sameHash := current != nil && current.GetAnnotations()[AnnotationAppliedHash] == hash
-		if sameHash {
-			field := driftedField(obj.Object, current.Object, "")
-			if field == "" {
-				res.Unchanged++
-				continue
-			}
-			log.FromContext(ctx).V(1).Info("Repairing drift", "object", id.String(), "field", field)
-		}
-		// Write from a copy: rendered objects are shared with the render cache, and the client decodes the
-		// server's response into the object it sends.
-		if obj == desired {
-			obj = obj.DeepCopy()
-		}
-		if preExisting {
-			// Derived from the live object, not the render: it does not enter the applied hash.
-			ann := obj.GetAnnotations()
-			if ann == nil {
-				ann = map[string]string{}
-			}
-			ann[AnnotationPreExisting] = "true"
-			obj.SetAnnotations(ann)
-		}
-		// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, left by a deleted
-		// owner, or a CRD that must follow the version's schema.
-		if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
-			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-			return res, fmt.Errorf("applying %s: %w", id, err)
-		}
-		switch {
-		case current == nil && claim == ClaimAdopt:
+		case outcomeUnchanged:
+			res.Unchanged++
+		case outcomeAdopted:
 			res.Adopted = append(res.Adopted, id)
-		case current == nil && claim == ClaimPreExisting:
+		case outcomePreExisting:
 			res.PreExisting = append(res.PreExisting, id)
-		case current == nil && claim == ClaimOrphan:
+		case outcomeOrphan:
 			res.Orphans = append(res.Orphans, id)
-		case current == nil:
+		case outcomeCreated:
 			res.Created = append(res.Created, id.String())
-		case sameHash:
+		case outcomeDrifted:
 			res.Drifted = append(res.Drifted, id.String())
-		default:
+		case outcomeUpdated:
 			res.Updated = append(res.Updated, id.String())
 		}
 	}
-	return res, nil
+	return res, err
+}
+
+// outcome is what applying one object did.
+type outcome int
+
+const (
+	outcomeNotApplied outcome = iota
+	outcomeUsedAsIs
+	outcomeUnchanged
+	outcomeAdopted
+	outcomePreExisting
+	outcomeOrphan
+	outcomeCreated
+	outcomeDrifted
+	outcomeUpdated
+)
+
+// inBatches runs do for every index of objs: consecutive objects of the same Batch run concurrently (at most
+// Concurrency at once), each batch only after the previous one finished, so the render's stage order still holds
+// (CRDs before their objects, webhooks last). Without Batch, objects are applied one by one. The first error stops
+// the batches that follow; the objects of its own batch may have been applied.
+func (a *Applier) inBatches(objs []*unstructured.Unstructured, do func(int) error) error {
+	return runBatched(objs, a.Batch, a.Concurrency, do)
+}
+
+// runBatched runs do for every index of objs, consecutive objects of the same batch concurrently (at most workers at
+// once), one batch after the other.
+func runBatched(objs []*unstructured.Unstructured, batch func(*unstructured.Unstructured) int, workers int, do func(int) error) error {
+	workers = max(workers, 1)
+	for start := 0; start < len(objs); {
+		end := start + 1
+		for batch != nil && end < len(objs) && batch(objs[end]) == batch(objs[start]) {
+			end++
+		}
+		if batch == nil || workers == 1 {
+			end = start + 1
+		}
+		errs := make([]error, end-start)
+		sem := make(chan struct{}, workers)
+		var wg sync.WaitGroup
+		for i := start; i < end; i++ {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				errs[i-start] = do(i)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// applyOne applies one object given its live state (nil when absent) and claim.
+func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.Unstructured, claim Claim) (outcome, error) {
+	id := IDOf(desired)
+	if current == nil && claim == ClaimUseAsIs {
+		return outcomeUsedAsIs, nil
+	}
+	preExisting := claim == ClaimPreExisting || (current != nil && current.GetAnnotations()[AnnotationPreExisting] == "true")
+	obj := withFieldPolicy(desired, current)
+	if obj != desired {
+		// The policy left fields out of a copy: its hash must say so.
+		if err := stampHash(obj); err != nil {
+			return outcomeNotApplied, err
+		}
+	}
+	hash := obj.GetAnnotations()[AnnotationAppliedHash]
+	if hash == "" {
+		// Not stamped by the render cache: stamp a copy, never the caller's object.
+		obj = obj.DeepCopy()
+		if err := stampHash(obj); err != nil {
+			return outcomeNotApplied, err
+		}
+		hash = obj.GetAnnotations()[AnnotationAppliedHash]
+	}
+	sameHash := current != nil && current.GetAnnotations()[AnnotationAppliedHash] == hash
+	if sameHash {
+		field := driftedField(obj.Object, current.Object, "")
+		if field == "" {
+			return outcomeUnchanged, nil
+		}
+		log.FromContext(ctx).V(1).Info("Repairing drift", "object", id.String(), "field", field)
+	}
+	// Write from a copy: rendered objects are shared with the render cache, and the client decodes the
+	// server's response into the object it sends.
+	if obj == desired {
+		obj = obj.DeepCopy()
+	}
+	if preExisting {
+		// Derived from the live object, not the render: it does not enter the applied hash.
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationPreExisting] = "true"
+		obj.SetAnnotations(ann)
+	}
+	// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, left by a deleted
+	// owner, or a CRD that must follow the version's schema.
+	if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
+		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return outcomeNotApplied, fmt.Errorf("applying %s: %w", id, err)
+	}
+	switch {
+	case current == nil && claim == ClaimAdopt:
+		return outcomeAdopted, nil
+	case current == nil && claim == ClaimPreExisting:
+		return outcomePreExisting, nil
+	case current == nil && claim == ClaimOrphan:
+		return outcomeOrphan, nil
+	case current == nil:
+		return outcomeCreated, nil
+	case sameHash:
+		return outcomeDrifted, nil
+	}
+	return outcomeUpdated, nil
 }
 
 // liveObjects lists, kind by kind, the owner's objects from the Reader without copying them (they are only read),

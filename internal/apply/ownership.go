@@ -87,6 +87,8 @@ func (a *Applier) claim(ctx context.Context, objs []*unstructured.Unstructured, 
 	claims := Claims{}
 	var conflicts []ObjectID
 	gone := map[string]bool{} // other owners, by whether they no longer exist
+	// Objects missing from the labelled live objects are looked up on the API server, concurrently.
+	var unknown []*unstructured.Unstructured
 	for _, o := range objs {
 		id := IDOf(o)
 		if _, ok := live[id]; ok {
@@ -96,10 +98,19 @@ func (a *Applier) claim(ctx context.Context, objs []*unstructured.Unstructured, 
 			claims[id] = c
 			continue
 		}
-		existing, err := a.getMetadata(ctx, o)
-		if err != nil {
-			return nil, err
-		}
+		unknown = append(unknown, o)
+	}
+	existing := make([]*metav1.PartialObjectMetadata, len(unknown))
+	if err := runBatched(unknown, func(*unstructured.Unstructured) int { return 0 }, a.Concurrency, func(i int) error {
+		var err error
+		existing[i], err = a.getMetadata(ctx, unknown[i])
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	for i, o := range unknown {
+		id := IDOf(o)
+		existing := existing[i]
 		c, ok := a.claimOf(o, existing)
 		if !ok {
 			if orphan, err := a.orphaned(ctx, existing, gone); err != nil {
