@@ -4,6 +4,8 @@
 #   - in-process: CPU time and allocations of a steady-state Reconcile (envtest)
 #   - kwok cluster, operator as a process: create-to-Ready latency, API requests and CPU per steady-state reconcile,
 #     operator RSS after install
+#   - test/perf: one table of install figures on fresh kwok clusters next to the floor measured in the same run
+#     (median of BENCH_TRIALS trials), with the time each reconcile phase took
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(hack/k8s-binaries.sh | tail -n1)
@@ -13,3 +15,5 @@ echo "== steady-state Reconcile, in process (envtest)"
 go test -count=1 -run '^$' -bench BenchmarkSteadyStateReconcile -benchtime 200x ./controllers/ | grep -E '^(Benchmark|ok|FAIL|---)'
 echo "== kwok cluster, operator as a process"
 hack/e2e.sh -run '^$' -bench . -benchtime "${BENCH_ITERATIONS:-5}x" | grep -E '^(Benchmark|ok|FAIL|---|==)'
+echo "== install figures on fresh kwok clusters, next to the floor (test/perf)"
+go run ./test/perf -trials "${BENCH_TRIALS:-5}" -rest "${BENCH_REST:-60s}"
