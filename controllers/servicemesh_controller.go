@@ -105,6 +105,7 @@ type scope struct {
 
 // Reconcile drives one ServiceMesh towards its spec.
 func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	began := time.Now()
 	// Read the mesh from the API server, not the cache: its status holds state (revisions, where the tags point)
 	// that the previous reconcile may have just written, and acting on a stale copy could move tags back.
 	mesh := &meshv1.ServiceMesh{}
@@ -138,9 +139,11 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}()
 
-	timings := make([]any, 0, 2*len(phases)+2)
+	timings := make([]any, 0, 2*len(phases)+4)
+	timings = append(timings, "start", time.Since(began).Round(time.Microsecond).String())
 	defer func() {
-		log.FromContext(ctx).V(1).Info("Reconciled", append(timings, "result", result.RequeueAfter.String())...)
+		log.FromContext(ctx).V(1).Info("Reconciled", append(timings, "result", result.RequeueAfter.String(),
+			"total", time.Since(began).Round(time.Microsecond).String())...)
 	}()
 	for _, phase := range phases {
 		start := time.Now()

@@ -466,7 +466,7 @@ func startOperator(c *cluster, manager string) (*operatorProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--zap-log-level=debug",
+	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--zap-log-level=debug", "--zap-time-encoding=rfc3339nano",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe), "--metrics-bind-address=0")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=default")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -502,8 +502,9 @@ func (o *operatorProcess) stop() {
 	}
 }
 
-// phaseOrder are the reconcile phases the operator logs ("Reconciled", at debug level) with their durations.
-var phaseOrder = []string{"conflicts", "observe", "resolve", "revisions", "render", "ownership", "certificates", "apply", "assess"}
+// phaseOrder are the reconcile phases the operator logs ("Reconciled", at debug level) with their durations; "start"
+// is what a reconcile does before them (reading the mesh, its finalizer).
+var phaseOrder = []string{"start", "conflicts", "observe", "resolve", "revisions", "render", "ownership", "certificates", "apply", "assess"}
 
 func (o *operatorProcess) logOffset() int64 {
 	st, err := o.log.Stat()
