@@ -207,8 +207,14 @@ func watchRevisionMove(t *testing.T, newRevision, newVersion string, gateway cli
 	w := &revisionWatch{cancel: cancel, done: make(chan struct{}), minAvailable: 1 << 30}
 	go func() {
 		defer close(w.done)
-		for ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			now := time.Now()
 			tag := &admissionv1.MutatingWebhookConfiguration{}
 			dep := &appsv1.Deployment{}
