@@ -1,0 +1,254 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// operatorProcess is the manager running against a cluster through the counting proxy.
+type operatorProcess struct {
+	cmd   *exec.Cmd
+	proxy *countingProxy
+	ready string
+	log   *os.File
+}
+
+func startOperator(c *cluster, manager string) (*operatorProcess, error) {
+	p, err := newCountingProxy(c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(filepath.Dir(c.kubeconfig), "operator.kubeconfig")
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["perf"] = &clientcmdapi.Cluster{Server: p.url}
+	kc.Contexts["perf"] = &clientcmdapi.Context{Cluster: "perf", AuthInfo: "perf"}
+	kc.AuthInfos["perf"] = &clientcmdapi.AuthInfo{}
+	kc.CurrentContext = "perf"
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		return nil, err
+	}
+	probe, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.CreateTemp("", "meshwright-perf-operator-*.log")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--zap-log-level=debug", "--zap-time-encoding=rfc3339nano",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe), "--metrics-bind-address=0")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=default")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &operatorProcess{cmd: cmd, proxy: p, ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), log: logFile}, nil
+}
+
+func (o *operatorProcess) waitReady() error {
+	deadline := time.Now().Add(*timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(o.ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("operator not ready (log %s)", o.log.Name())
+}
+
+func (o *operatorProcess) stop() {
+	_ = o.cmd.Process.Kill()
+	_, _ = o.cmd.Process.Wait()
+	o.proxy.close()
+	o.log.Close()
+	if os.Getenv("PERF_KEEP_LOGS") == "" {
+		os.Remove(o.log.Name())
+	} else {
+		fmt.Fprintln(os.Stderr, "operator log:", o.log.Name())
+	}
+}
+
+// phaseOrder are the reconcile phases the operator logs ("Reconciled", at debug level) with their durations; "start"
+// is what a reconcile does before them (reading the mesh, its finalizer).
+var phaseOrder = []string{"start", "conflicts", "observe", "resolve", "revisions", "render", "ownership", "certificates", "apply", "assess"}
+
+func (o *operatorProcess) logOffset() int64 {
+	st, err := o.log.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// phaseTimes sums, over the reconciles logged after offset, the time spent in each phase.
+func (o *operatorProcess) phaseTimes(offset int64) (map[string]time.Duration, int, error) {
+	data, err := os.ReadFile(o.log.Name())
+	if err != nil {
+		return nil, 0, err
+	}
+	sums, n := map[string]time.Duration{}, 0
+	for _, line := range strings.Split(string(data[min(int(offset), len(data)):]), "\n") {
+		if !strings.Contains(line, `"msg":"Reconciled"`) {
+			continue
+		}
+		entry := map[string]any{}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			continue
+		}
+		n++
+		for _, ph := range phaseOrder {
+			if v, ok := entry[ph].(string); ok {
+				if d, err := time.ParseDuration(v); err == nil {
+					sums[ph] += d
+				}
+			}
+		}
+	}
+	return sums, n, nil
+}
+
+// procKB reads a field of the operator's /proc status in KiB.
+func (o *operatorProcess) procKB(field string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+// countingProxy forwards the operator's requests to the API server with the admin credentials and counts them by
+// Kubernetes verb.
+type countingProxy struct {
+	url    string
+	srv    *http.Server
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+type counts map[string]int
+
+func (c counts) total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// verb sums the requests of a verb over every resource.
+func (c counts) verb(v string) int {
+	n := 0
+	for k, count := range c {
+		if strings.HasPrefix(k, v+" ") {
+			n += count
+		}
+	}
+	return n
+}
+
+// writes counts mutating requests, except the leader election's Lease renewals (a replica holding the lease renews
+// it every retry period by design).
+func (c counts) writes() int {
+	n := 0
+	for _, v := range []string{"create", "update", "patch", "delete", "deletecollection"} {
+		n += c.verb(v) - c[v+" leases"]
+	}
+	return n
+}
+
+func newCountingProxy(cfg *rest.Config) (*countingProxy, error) {
+	transport, err := rest.TransportFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	target, err := url.Parse(cfg.Host)
+	if err != nil {
+		return nil, err
+	}
+	p := &countingProxy{counts: map[string]int{}}
+	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = transport
+	rp.FlushInterval = -1 // watches stream
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p.url = "http://" + ln.Addr().String()
+	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, err := resolver.NewRequestInfo(r); err == nil && info.IsResourceRequest {
+			p.mu.Lock()
+			p.counts[info.Verb+" "+info.Resource]++
+			p.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = p.srv.Serve(ln) }()
+	return p, nil
+}
+
+func (p *countingProxy) snapshot() counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := counts{}
+	for k, v := range p.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// settled waits until the operator has sent no request for 500 ms (its informers listed and watch), then returns the
+// counts so far.
+func (p *countingProxy) settled() counts {
+	last, quiet := p.snapshot().total(), time.Now()
+	for time.Since(quiet) < 500*time.Millisecond {
+		time.Sleep(50 * time.Millisecond)
+		if n := p.snapshot().total(); n != last {
+			last, quiet = n, time.Now()
+		}
+	}
+	return p.snapshot()
+}
+
+func (p *countingProxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counts = map[string]int{}
+}
+
+func (p *countingProxy) close() { _ = p.srv.Close() }
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

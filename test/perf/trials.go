@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/render"
+)
+
+// floorTrial measures the floor: the sample's objects applied by a lean client until istiod is Available.
+func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) error {
+	objs, err := sampleObjects()
+	if err != nil {
+		return err
+	}
+	var crds, rest []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	names := make([]string, 0, len(crds))
+	for _, crd := range crds {
+		names = append(names, crd.GetName())
+	}
+	installCRDs := func() error {
+		if err := c.applyConcurrently(ctx, crds, nil); err != nil {
+			return err
+		}
+		return c.waitEstablished(ctx, names)
+	}
+	if crdsPresent {
+		if err := installCRDs(); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	if !crdsPresent {
+		if err := installCRDs(); err != nil {
+			return err
+		}
+	}
+	for stage := render.StageDefinitions; stage <= render.StageWebhooks; stage++ {
+		var batch []*unstructured.Unstructured
+		for _, o := range rest {
+			if render.StageOf(o) == stage {
+				batch = append(batch, o)
+			}
+		}
+		if err := c.applyConcurrently(ctx, batch, crds); err != nil {
+			return err
+		}
+	}
+	if err := c.waitAvailable(ctx, "istio-system", "istiod", ""); err != nil {
+		return err
+	}
+	name := "floor: create → istiod Available, CRDs applied"
+	if crdsPresent {
+		name = "floor: create → istiod Available, CRDs present"
+	}
+	f.add(name, "s", time.Since(start).Seconds())
+	return nil
+}
+
+func createMesh(ctx context.Context, c *cluster) error {
+	return c.client.Create(ctx, &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
+}
+
+func deleteMesh(ctx context.Context, c *cluster) error {
+	m := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if err := c.client.Delete(ctx, m); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(*timeout)
+	for time.Now().Before(deadline) {
+		if err := c.client.Get(ctx, client.ObjectKeyFromObject(m), m); apierrors.IsNotFound(err) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("ServiceMesh default not deleted")
+}
+
+func preinstallIstioCRDs(ctx context.Context, c *cluster) error {
+	objs, err := sampleObjects()
+	if err != nil {
+		return err
+	}
+	var crds []*unstructured.Unstructured
+	var names []string
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds, names = append(crds, o), append(names, o.GetName())
+		}
+	}
+	if err := c.applyConcurrently(ctx, crds, nil); err != nil {
+		return err
+	}
+	return c.waitEstablished(ctx, names)
+}
+
+// operatorTrial measures a cold install (the operator started and ready before the ServiceMesh is created), then
+// the operator's figures on the Ready mesh: istiod deleted → back, memory, writes at rest, and a warm second install.
+func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, crdsPresent, atRest bool) error {
+	if crdsPresent {
+		if err := preinstallIstioCRDs(ctx, c); err != nil {
+			return err
+		}
+	}
+	o, err := startOperator(c, manager)
+	if err != nil {
+		return err
+	}
+	defer o.stop()
+	if err := o.waitReady(); err != nil {
+		return err
+	}
+	startup := o.proxy.settled()
+	idle := o.procKB("VmRSS")
+	offset := o.logOffset()
+	start := time.Now()
+	o.proxy.reset()
+	if err := createMesh(ctx, c); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, "default"); err != nil {
+		return fmt.Errorf("%w (operator log %s)", err, o.log.Name())
+	}
+	took := time.Since(start).Seconds()
+	install := o.proxy.snapshot()
+	label := "CRDs installed by it"
+	if crdsPresent {
+		label = "CRDs present"
+	}
+	phases, reconciles, err := o.phaseTimes(offset)
+	if err != nil {
+		return err
+	}
+	f.add("reconciles per install ("+label+")", "", float64(reconciles))
+	for _, ph := range phaseOrder {
+		f.add(fmt.Sprintf("cold install (%s): time in %s", label, ph), "s", phases[ph].Seconds())
+	}
+	if !crdsPresent {
+		f.add("create → Ready, cold operator, Istio CRDs installed by it", "s", took)
+		f.add("API requests per install (CRDs installed by it)", "", float64(install.total()))
+		f.add("LIST + WATCH requests at start-up", "", float64(startup.verb("list")+startup.verb("watch")))
+		f.add("memory (RSS) idle", "MiB", idle/1024)
+		f.add("memory (RSS) after Ready", "MiB", o.procKB("VmRSS")/1024)
+		f.add("memory peak (VmHWM) after Ready", "MiB", o.procKB("VmHWM")/1024)
+
+		dep := &appsv1.Deployment{}
+		if err := c.client.Get(ctx, client.ObjectKey{Namespace: "istio-system", Name: "istiod"}, dep); err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := c.client.Delete(ctx, dep); err != nil {
+			return err
+		}
+		if err := c.waitAvailable(ctx, "istio-system", "istiod", string(dep.UID)); err != nil {
+			return err
+		}
+		f.add("deleted istiod → Available again", "s", time.Since(start).Seconds())
+		if atRest {
+			time.Sleep(2 * time.Second) // let the repair's own status write land
+			o.proxy.reset()
+			time.Sleep(*atRestFor)
+			f.add(fmt.Sprintf("writes in %s at rest", atRestFor.String()), "", float64(o.proxy.snapshot().writes()))
+		}
+		if err := deleteMesh(ctx, c); err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := createMesh(ctx, c); err != nil {
+			return err
+		}
+		if err := c.waitReady(ctx, "default"); err != nil {
+			return err
+		}
+		f.add("create → Ready, warm operator (second install), CRDs present", "s", time.Since(start).Seconds())
+		return nil
+	}
+	f.add("create → Ready, cold operator, Istio CRDs present", "s", took)
+	f.add("API requests per install (CRDs present)", "", float64(install.total()))
+	return nil
+}
+
+// simultaneousTrial starts the operator and creates the ServiceMesh at the same moment (start-up included).
+func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figures) error {
+	if err := preinstallIstioCRDs(ctx, c); err != nil {
+		return err
+	}
+	start := time.Now()
+	o, err := startOperator(c, manager)
+	if err != nil {
+		return err
+	}
+	defer o.stop()
+	if err := createMesh(ctx, c); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, "default"); err != nil {
+		return err
+	}
+	f.add("operator and ServiceMesh applied together → Ready, CRDs present", "s", time.Since(start).Seconds())
+	return nil
+}
