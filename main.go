@@ -41,6 +41,9 @@ type options struct {
 	leaderElectionNamespace string
 	// Lease timing: how long others wait before taking over, how long the leader tries to renew, how often.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
+	// Client-side rate limit of requests to the API server.
+	qps   float64
+	burst int
 }
 
 func main() {
@@ -63,12 +66,17 @@ func main() {
 	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
 		"How long the leader keeps trying to renew before it gives up, and stops writing; shorter than the lease duration.")
 	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often the Lease is renewed or tried.")
+	flag.Float64Var(&o.qps, "kube-api-qps", 50,
+		"Requests per second to the API server, sustained (client-side limit; a negative value turns the limit off and leaves it to the API server's priority and fairness).")
+	flag.IntVar(&o.burst, "kube-api-burst", 100, "Requests to the API server allowed in a burst above --kube-api-qps.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
-	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), o); err != nil {
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+	if err := run(ctrl.SetupSignalHandler(), cfg, o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "Operator stopped with an error")
 		os.Exit(1)
 	}
@@ -106,7 +114,9 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	)
 	if o.leaderElect {
 		fence = leader.NewFence(o.renewDeadline)
-		lock, err = fence.NewResourceLock(cfg, crleaderelection.Options{LeaderElection: true,
+		// A copy: controller-runtime sets the leader-election user agent and a short request timeout on the config it
+		// is given, which must not reach the manager's own clients (the timeout would cut every watch short).
+		lock, err = fence.NewResourceLock(rest.CopyConfig(cfg), crleaderelection.Options{LeaderElection: true,
 			LeaderElectionID: leaderElectionID, LeaderElectionNamespace: o.leaderElectionNamespace, RenewDeadline: o.renewDeadline})
 		if err != nil {
 			return fmt.Errorf("setting up leader election: %w", err)

@@ -8,8 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,7 +104,30 @@ func withCluster(ctx context.Context, do func(*cluster) error) error {
 	if err := c.waitEstablished(ctx, []string{u.GetName()}); err != nil {
 		return err
 	}
+	if err := c.settle(ctx); err != nil {
+		return err
+	}
 	return do(c)
+}
+
+// settle returns once the fresh cluster is as a user's would be when they apply a ServiceMesh, so that no trial pays
+// for the cluster's own start-up: the controller manager runs (it has made the default ServiceAccount), and the API
+// server has served a first write of a ServiceMesh (a dry run). That first write to a just-established CRD takes the
+// API server about 2 s here, and counting it would charge the operator's figures, not the floor's, for it.
+func (c *cluster) settle(ctx context.Context) error {
+	deadline := time.Now().Add(*timeout)
+	for {
+		err := c.client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "default"}, &corev1.ServiceAccount{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster's controller manager made no default ServiceAccount: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dry := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "dry-run"}}
+	return c.client.Create(ctx, dry, client.DryRunAll)
 }
 
 func (c *cluster) apply(ctx context.Context, u *unstructured.Unstructured, gvr schema.GroupVersionResource) error {

@@ -33,14 +33,25 @@ import (
 )
 
 var (
-	trials    = flag.Int("trials", 5, "trials per figure (the median is reported)")
-	atRestFor = flag.Duration("rest", 60*time.Second, "how long to count writes of a Ready mesh at rest")
-	repo      = flag.String("repo", ".", "the repository root")
-	timeout   = flag.Duration("timeout", 3*time.Minute, "how long one install may take")
+	trials       = flag.Int("trials", 5, "trials per figure (the median is reported)")
+	atRestFor    = flag.Duration("rest", 60*time.Second, "how long to count writes of a Ready mesh at rest")
+	repo         = flag.String("repo", ".", "the repository root")
+	timeout      = flag.Duration("timeout", 3*time.Minute, "how long one install may take")
+	traceFile    = flag.String("trace", "", "log every request of the operators to this file")
+	operatorArgs = flag.String("operator-args", "", "more command-line arguments for the operator (to compare settings)")
 )
 
 func main() {
 	flag.Parse()
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "perf:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		trace = f
+	}
 	ctrl.SetLogger(logr.Discard())
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "perf:", err)

@@ -54,6 +54,7 @@ func startOperator(c *cluster, manager string) (*operatorProcess, error) {
 	}
 	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--zap-log-level=debug", "--zap-time-encoding=rfc3339nano",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe), "--metrics-bind-address=0")
+	cmd.Args = append(cmd.Args, strings.Fields(*operatorArgs)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=default")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -182,6 +183,10 @@ func (c counts) writes() int {
 	return n
 }
 
+// trace, with -trace, logs every request the operator sends (start of watches, end of everything, with status and
+// duration), to see where an install waits.
+var trace *os.File
+
 func newCountingProxy(cfg *rest.Config) (*countingProxy, error) {
 	transport, err := rest.TransportFor(cfg)
 	if err != nil {
@@ -207,7 +212,15 @@ func newCountingProxy(cfg *rest.Config) (*countingProxy, error) {
 			p.counts[info.Verb+" "+info.Resource]++
 			p.mu.Unlock()
 		}
-		rp.ServeHTTP(w, r)
+		began := time.Now()
+		if trace != nil && r.URL.Query().Get("watch") == "true" {
+			fmt.Fprintf(trace, "%s start %s %s\n", began.UTC().Format("15:04:05.000000"), r.Method, r.URL.RequestURI())
+		}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		rp.ServeHTTP(sw, r)
+		if trace != nil {
+			fmt.Fprintf(trace, "%s %s %d %s %s\n", began.UTC().Format("15:04:05.000000"), time.Since(began).Round(time.Microsecond), sw.code, r.Method, r.URL.RequestURI())
+		}
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -251,4 +264,17 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
