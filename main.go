@@ -18,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/transport"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crleaderelection "sigs.k8s.io/controller-runtime/pkg/leaderelection"
@@ -121,6 +122,10 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		if err != nil {
 			return fmt.Errorf("setting up leader election: %w", err)
 		}
+		// Every write of the manager's clients is fenced where it leaves the process; the lock's config, copied
+		// above, is not (it renews the Lease).
+		cfg = rest.CopyConfig(cfg)
+		cfg.WrapTransport = transport.Wrappers(cfg.WrapTransport, fence.WrapTransport)
 	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{

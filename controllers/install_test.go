@@ -10,6 +10,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -143,5 +144,27 @@ func TestUnsupportedVersionStallsAndTouchesNothing(t *testing.T) {
 	waitForMesh(t, mesh, condition(meshv1.ConditionReady, metav1.ConditionTrue, meshv1.ReasonReady))
 	if err := testutil.WantKStatus(mesh, status.CurrentStatus); err != nil {
 		t.Errorf("after going back to a supported version: %v", err)
+	}
+}
+
+// A ServiceMesh "default" with an empty spec, the sample most users apply first, is installed from the render made
+// while the operator started (its UID is the only thing added), and the API server's defaults for an empty spec are
+// the ones the operator rendered ahead of time.
+func TestTheDefaultMeshInstallsFromTheWarmRender(t *testing.T) {
+	hits := reconciler.Renders.WarmHits()
+	mesh := createMesh(t, "default", func(m *meshv1.ServiceMesh) { m.Spec = meshv1.ServiceMeshSpec{} })
+	if !equality.Semantic.DeepEqual(mesh.Spec, meshv1.DefaultSpec()) {
+		t.Fatalf("the API server defaulted an empty spec to %+v; meshv1.DefaultSpec() says %+v", mesh.Spec, meshv1.DefaultSpec())
+	}
+	waitForMesh(t, mesh, condition(meshv1.ConditionReconciling, metav1.ConditionTrue, meshv1.ReasonProgressing))
+	if got := reconciler.Renders.WarmHits() - hits; got != 1 {
+		t.Errorf("the first reconcile of the default mesh used the warm render %d times, want 1", got)
+	}
+	dep := &appsv1.Deployment{}
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: meshv1.DefaultNamespace, Name: "istiod"}, dep); err != nil {
+		t.Fatal(err)
+	}
+	if len(dep.OwnerReferences) != 1 || dep.OwnerReferences[0].UID != mesh.UID {
+		t.Errorf("istiod owner references %v, want the ServiceMesh %s", dep.OwnerReferences, mesh.UID)
 	}
 }

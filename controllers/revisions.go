@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -210,14 +211,17 @@ func (s *scope) revisionStatus(name string) *meshv1.RevisionStatus {
 }
 
 func (r *ServiceMeshReconciler) istiodReady(ctx context.Context, namespace, name string) (bool, string) {
-	dep := &appsv1.Deployment{}
+	// Unstructured: the informer the applier and its watch already run (a typed read would start a second one).
+	dep := &unstructured.Unstructured{}
+	dep.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dep); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, fmt.Sprintf("Deployment %s/%s not found yet", namespace, name)
 		}
 		return false, err.Error()
 	}
-	return readiness.Deployment(dep)
+	ready, msg, _ := readiness.Workload(dep)
+	return ready, msg
 }
 
 // usage counts the pods injected by a revision and the namespaces that select it, from a label-filtered metadata

@@ -214,10 +214,10 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 	return nil
 }
 
-// lookupConcurrency bounds the ownership lookups (metadata reads) in flight at once. Writes stay one at a time: the
-// leader fence checks the Lease before each write, and a write already in flight when a leader is frozen would land
-// after it lost the Lease (the failover e2e catches exactly that with concurrent writes).
-const lookupConcurrency = 8
+// applyConcurrency bounds the writes (and ownership lookups) in flight at once: objects of one stage do not depend on
+// each other, and a first install applies about forty of them. The leader fence holds for each write where it leaves
+// the process (leader.Fence.WrapTransport), so concurrent writes cannot land after the Lease was lost.
+const applyConcurrency = 8
 
 // Catalog returns the version catalog in use.
 func (r *ServiceMeshReconciler) Catalog() *istio.Catalog { return r.catalog.Load() }
@@ -227,7 +227,7 @@ func (r *ServiceMeshReconciler) SetCatalog(c *istio.Catalog) { r.catalog.Store(c
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
 	return &apply.Applier{Reader: r.Client, Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name,
-		OwnerExists: r.meshExists, LookupConcurrency: lookupConcurrency}
+		OwnerExists: r.meshExists, Batch: func(o *unstructured.Unstructured) int { return int(render.StageOf(o)) }, Concurrency: applyConcurrency}
 }
 
 // meshExists asks the API server (the cache may still hold a mesh just deleted) whether a ServiceMesh exists.

@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,18 +55,27 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 		Now:         now,
 	}
 	r.SetCatalog(istio.DefaultCatalog)
-	go warmCharts(istio.DefaultCatalog)
+	go r.warm()
 	return r, nil
 }
 
-// warmCharts loads, while the manager starts, the charts a default ServiceMesh renders first (the newest version's
-// base and istiod), so a first install does not wait for them to be read and parsed. Other versions and charts are
-// loaded when first used.
-func warmCharts(c *istio.Catalog) {
-	if len(c.Versions) == 0 {
-		return
+// warm renders, while the manager starts, what the first reconcile of a ServiceMesh "default" with an empty spec (the
+// sample, and what most users apply first) will render, so that its install does not wait for Istio's charts to be
+// read, parsed and executed. Other specs render when first reconciled. An error here is reported by the reconcile
+// that renders the same Config.
+func (r *ServiceMeshReconciler) warm() {
+	_ = r.Renders.Warm(r.firstRenderConfig(&meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+		Spec: meshv1.DefaultSpec()}))
+}
+
+// firstRenderConfig is the Config the first reconcile of mesh renders in an empty cluster (the newest version,
+// in place, no cert-manager CA yet), without its owner.
+func (r *ServiceMeshReconciler) firstRenderConfig(mesh *meshv1.ServiceMesh) render.Config {
+	c := r.Catalog()
+	res, err := c.ResolveRunning(mesh.Spec.Version, "", r.Now())
+	if err != nil {
+		return render.Config{}
 	}
-	for _, chart := range []string{istio.ChartBase, istio.ChartIstiod} {
-		_, _ = istio.LoadChart(c.Versions[0], chart) // an error here is reported by the render that needs the chart
-	}
+	return render.Config{MeshName: mesh.Name, Namespace: mesh.Spec.Namespace, Hub: c.Hub, Version: res.Version,
+		Revisions: []render.Revision{{Version: res.Version}}, KubeVersion: r.KubeVersion, Spec: mesh.Spec}
 }

@@ -137,6 +137,9 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.controller, r.cache, r.crdCache, r.usageCache = c, mgr.GetCache(), crdCache, usageCache
 	r.watched = map[schema.GroupVersionKind]bool{}
+	// The default spec renders a PeerAuthentication: when Istio's CRDs are already served, its informer starts with
+	// the others instead of in the middle of the first install (a cache read waits for a new informer's sync).
+	r.ensureWatches(context.Background(), "security.istio.io")
 	return nil
 }
 

@@ -6,6 +6,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// DefaultNamespace is spec.namespace when left out.
+const DefaultNamespace = "istio-system"
+
+// DefaultSpec is the spec of a ServiceMesh created with an empty spec, after the API server applied the CRD's
+// defaults (a test compares the two).
+func DefaultSpec() ServiceMeshSpec { return ServiceMeshSpec{Namespace: DefaultNamespace} }
+
 // ServiceMeshSpec is the desired Istio service mesh. Everything left empty is resolved by the operator at
 // reconcile time (into status, never back into this spec), except namespace, which is defaulted at admission
 // because it cannot change afterwards.

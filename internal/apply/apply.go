@@ -69,8 +69,10 @@ type Applier struct {
 	// OwnerExists, when set, tells whether another owner still exists: an object labelled for an owner that is gone
 	// was created by Meshwright and is taken over (ClaimOrphan) instead of being a conflict.
 	OwnerExists func(ctx context.Context, owner string) (bool, error)
-	// LookupConcurrency bounds the ownership lookups (reads) in flight at once. Writes are always one at a time.
-	LookupConcurrency int
+	// Batch, when set, groups consecutive objects that may be written at the same time (the render's stage), and
+	// Concurrency bounds how many are in flight; objects are otherwise applied one at a time.
+	Batch       func(*unstructured.Unstructured) int
+	Concurrency int
 }
 
 // StampHashes records in each object the hash of its configuration (AnnotationAppliedHash), once per render, so
@@ -160,9 +162,12 @@ const (
 	outcomeUpdated
 )
 
-// inBatches applies objects one at a time, in order (writes are never concurrent: see LookupConcurrency).
+// inBatches runs do for every index of objs: consecutive objects of the same Batch run concurrently (at most
+// Concurrency at once), each batch only after the previous one finished, so the render's stage order still holds
+// (CRDs before their objects, webhooks last). Without Batch, objects are applied one by one. The first error stops
+// the batches that follow; the objects of its own batch may have been applied.
 func (a *Applier) inBatches(objs []*unstructured.Unstructured, do func(int) error) error {
-	return runBatched(objs, nil, 1, do)
+	return runBatched(objs, a.Batch, a.Concurrency, do)
 }
 
 // runBatched runs do for every index of objs, consecutive objects of the same batch concurrently (at most workers at

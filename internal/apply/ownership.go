@@ -101,7 +101,7 @@ func (a *Applier) claim(ctx context.Context, objs []*unstructured.Unstructured, 
 		unknown = append(unknown, o)
 	}
 	existing := make([]*metav1.PartialObjectMetadata, len(unknown))
-	if err := runBatched(unknown, func(*unstructured.Unstructured) int { return 0 }, a.LookupConcurrency, func(i int) error {
+	if err := runBatched(unknown, func(*unstructured.Unstructured) int { return 0 }, a.Concurrency, func(i int) error {
 		var err error
 		existing[i], err = a.getMetadata(ctx, unknown[i])
 		return err

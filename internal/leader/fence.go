@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -237,4 +239,64 @@ type nopEventsRecorder struct{}
 func (nopEventsRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {
 }
 func (nopEventsRecorder) AnnotatedEventf(runtime.Object, runtime.Object, map[string]string, string, string, string, string, ...any) {
+}
+
+// remaining returns how long writes stay allowed, or ErrLeaseExpired.
+func (f *Fence) remaining() (time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lastRenew.IsZero() {
+		return 0, ErrLeaseExpired
+	}
+	left := f.RenewDeadline - f.Now().Sub(f.lastRenew)
+	if left <= 0 {
+		return 0, ErrLeaseExpired
+	}
+	return left, nil
+}
+
+// WrapTransport returns rt with every mutating request (POST, PUT, PATCH, DELETE) fenced where it leaves the process:
+// after client-go's rate limiter, so a write that waited there is checked again, and with a deadline at the end of the
+// renew deadline, so a write still waiting for a connection when the process is frozen past it is abandoned, never
+// sent late. This is what lets writes of one stage be in flight at the same time. Set it on the manager's config
+// only, not on the leader election lock's (the lock's own requests renew the Lease).
+func (f *Fence) WrapTransport(rt http.RoundTripper) http.RoundTripper {
+	return fencedTransport{next: rt, fence: f}
+}
+
+type fencedTransport struct {
+	next  http.RoundTripper
+	fence *Fence
+}
+
+func (t fencedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return t.next.RoundTrip(req)
+	}
+	left, err := t.fence.remaining()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeoutCause(req.Context(), left, ErrLeaseExpired)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's deadline once its response has been read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

@@ -3,6 +3,12 @@ package leader
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,6 +81,82 @@ func TestFence(t *testing.T) {
 		_ = lock.Update(context.Background(), resourcelock.LeaderElectionRecord{HolderIdentity: "other"})
 		if err := f.Check(); !errors.Is(err, ErrLeaseExpired) {
 			t.Fatalf("Check = %v, want ErrLeaseExpired", err)
+		}
+	})
+}
+
+// The transport fence, with a real HTTP server: what matters is whether a write reaches the server.
+func TestFencedTransport(t *testing.T) {
+	var mu sync.Mutex
+	seen := []string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method)
+		mu.Unlock()
+		_, _ = io.WriteString(w, "{}")
+	}))
+	t.Cleanup(srv.Close)
+	received := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+	send := func(rt http.RoundTripper, method string) error {
+		req, err := http.NewRequest(method, srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.ReadAll(resp.Body)
+		return resp.Body.Close()
+	}
+
+	t.Run("writes pass while the Lease is held; reads always pass", func(t *testing.T) {
+		seen = nil
+		f := NewFence(time.Minute)
+		rt := f.WrapTransport(http.DefaultTransport)
+		if err := send(rt, http.MethodGet); err != nil {
+			t.Fatalf("a read before the Lease was acquired: %v", err)
+		}
+		f.renewed(time.Now())
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if err := send(rt, m); err != nil {
+				t.Fatalf("%s with the Lease held: %v", m, err)
+			}
+		}
+		if got := received(); !slices.Equal(got, []string{"GET", "POST", "PUT", "PATCH", "DELETE"}) {
+			t.Fatalf("the server received %v", got)
+		}
+	})
+	t.Run("a write after the renew deadline never leaves the process", func(t *testing.T) {
+		seen = nil
+		f := NewFence(50 * time.Millisecond)
+		f.renewed(time.Now().Add(-time.Second))
+		if err := send(f.WrapTransport(http.DefaultTransport), http.MethodPatch); !errors.Is(err, ErrLeaseExpired) {
+			t.Fatalf("PATCH = %v, want ErrLeaseExpired", err)
+		}
+		if got := received(); len(got) != 0 {
+			t.Fatalf("the server received %v", got)
+		}
+	})
+	t.Run("a write frozen while it waited for a connection is abandoned, not sent late", func(t *testing.T) {
+		seen = nil
+		f := NewFence(200 * time.Millisecond)
+		f.renewed(time.Now())
+		frozen := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			time.Sleep(400 * time.Millisecond) // the process is stopped here, past the renew deadline
+			return (&net.Dialer{}).Dial(network, addr)
+		}}
+		t.Cleanup(frozen.CloseIdleConnections)
+		if err := send(f.WrapTransport(frozen), http.MethodPatch); err == nil {
+			t.Fatal("the write went through after the renew deadline")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if got := received(); len(got) != 0 {
+			t.Fatalf("the server received %v after the renew deadline", got)
 		}
 	})
 }

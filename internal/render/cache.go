@@ -3,19 +3,27 @@ package render
 import (
 	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // Cache keeps the most recent renders by the hash of their Config, so a steady-state reconcile does not re-render
 // (rendering istiod's charts costs hundreds of milliseconds). Returned objects are shared: callers must not modify
 // them.
+//
+// It also keeps one render made ahead of use (Warm), without an owner: the first reconcile of a mesh whose Config
+// differs from it only by the owner (a mesh's UID is unknown until it exists) copies those objects instead of
+// rendering.
 type Cache struct {
-	mu      sync.Mutex
-	max     int
-	finish  func([]*unstructured.Unstructured) error
-	order   []string
-	entries map[string][]*unstructured.Unstructured
-	renders int
+	mu       sync.Mutex
+	max      int
+	finish   func([]*unstructured.Unstructured) error
+	order    []string
+	entries  map[string][]*unstructured.Unstructured
+	renders  int
+	warmKey  string
+	warmObjs []*unstructured.Unstructured
+	warmHits int
 }
 
 // NewCache returns a cache of at most max renders (one per ServiceMesh and revision is enough). finish, if not nil,
@@ -34,7 +42,7 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	}
 	c.mu.Unlock()
 
-	objs, err := Render(cfg)
+	objs, err := c.render(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +53,6 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.renders++
 	if _, ok := c.entries[key]; !ok {
 		c.entries[key] = objs
 		c.order = append(c.order, key)
@@ -57,9 +64,69 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	return c.entries[key], nil
 }
 
-// Renders counts the renders done (cache misses), for tests and benchmarks.
+// render renders cfg, or copies the warm render when cfg is the warmed Config with an owner.
+func (c *Cache) render(cfg Config) ([]*unstructured.Unstructured, error) {
+	unowned := cfg
+	unowned.Owner = nil
+	c.mu.Lock()
+	warm := c.warmObjs
+	if warm != nil && unowned.Hash() != c.warmKey {
+		warm = nil
+	}
+	if warm != nil {
+		c.warmHits++
+	} else {
+		c.renders++
+	}
+	c.mu.Unlock()
+	if warm == nil {
+		return Render(cfg)
+	}
+	objs := make([]*unstructured.Unstructured, len(warm))
+	for i, o := range warm {
+		objs[i] = o.DeepCopy()
+	}
+	setOwner(objs, cfg.Owner)
+	return objs, nil
+}
+
+// Warm renders cfg ahead of its first use, for a Config expected soon but whose owner is not known yet (a default
+// ServiceMesh before it is created). It replaces the previous warm render.
+func (c *Cache) Warm(cfg Config) error {
+	cfg.Owner = nil
+	objs, err := Render(cfg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warmKey, c.warmObjs = cfg.Hash(), objs
+	return nil
+}
+
+// Renders counts the renders done (cache misses not answered by the warm render), for tests and benchmarks.
 func (c *Cache) Renders() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.renders
+}
+
+// WarmHits counts the cache misses answered by copying the warm render.
+func (c *Cache) WarmHits() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.warmHits
+}
+
+// setOwner makes owner the controller of every object except CRDs and Namespaces, which must outlive the mesh unless
+// its deletion policy says otherwise.
+func setOwner(objs []*unstructured.Unstructured, owner *metav1.OwnerReference) {
+	if owner == nil {
+		return
+	}
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
+			o.SetOwnerReferences([]metav1.OwnerReference{*owner})
+		}
+	}
 }

@@ -131,13 +131,7 @@ func Render(cfg Config) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, o)
 		}
 	}
-	if cfg.Owner != nil {
-		for _, o := range objs {
-			if o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
-				o.SetOwnerReferences([]metav1.OwnerReference{*cfg.Owner})
-			}
-		}
-	}
+	setOwner(objs, cfg.Owner)
 	Sort(objs)
 	return objs, nil
 }

@@ -13,7 +13,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -229,5 +231,64 @@ func TestCacheRendersOncePerConfig(t *testing.T) {
 	}
 	if c.Renders() != 2 {
 		t.Errorf("%d renders after a changed Config, want 2", c.Renders())
+	}
+}
+
+func TestWarmRenderServesTheFirstOwnedRenderOfItsConfig(t *testing.T) {
+	cfg := scenarios(t)["default-1.31"]
+	cfg.Owner = &metav1.OwnerReference{APIVersion: "mesh.meshwright.dev/v1alpha1", Kind: "ServiceMesh", Name: cfg.MeshName,
+		UID: "1d0c3b62-5d55-4e5e-9d0e-2f6f8c7a1b01", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
+	finish := func(objs []*unstructured.Unstructured) error {
+		for _, o := range objs {
+			o.SetAnnotations(map[string]string{"finished": "yes"})
+		}
+		return nil
+	}
+	c := NewCache(2, finish)
+	if err := c.Warm(cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WarmHits() != 1 || c.Renders() != 0 {
+		t.Fatalf("warm hits %d, renders %d; want the warm render copied, nothing rendered", c.WarmHits(), c.Renders())
+	}
+	want, err := Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := finish(want); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d objects from the warm render, %d from a fresh one", len(got), len(want))
+	}
+	for i := range want {
+		if !equality.Semantic.DeepEqual(got[i].Object, want[i].Object) {
+			t.Errorf("object %d (%s %s) differs from a fresh render", i, want[i].GetKind(), want[i].GetName())
+		}
+	}
+
+	// Another owner (a second mesh of the same spec) gets a copy of its own; another Config renders.
+	second := cfg
+	second.Owner = &metav1.OwnerReference{APIVersion: cfg.Owner.APIVersion, Kind: "ServiceMesh", Name: cfg.MeshName, UID: "other"}
+	again, err := c.Render(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range again {
+		if refs := o.GetOwnerReferences(); len(refs) == 1 && refs[0].UID != "other" {
+			t.Fatalf("%s %s owned by %s, want the second owner", o.GetKind(), o.GetName(), refs[0].UID)
+		}
+	}
+	other := cfg
+	other.Spec.Profile = "demo"
+	if _, err := c.Render(other); err != nil {
+		t.Fatal(err)
+	}
+	if c.WarmHits() != 2 || c.Renders() != 1 {
+		t.Errorf("warm hits %d, renders %d; want 2 and 1", c.WarmHits(), c.Renders())
 	}
 }

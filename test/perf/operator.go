@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -77,9 +78,18 @@ func (o *operatorProcess) waitReady() error {
 	return fmt.Errorf("operator not ready (log %s)", o.log.Name())
 }
 
+// stop stops the operator as Kubernetes would (SIGTERM: it releases its Lease, so the next operator of a trial does
+// not wait for it to expire), killing it if it has not exited within 10 s.
 func (o *operatorProcess) stop() {
-	_ = o.cmd.Process.Kill()
-	_, _ = o.cmd.Process.Wait()
+	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = o.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = o.cmd.Process.Kill()
+		<-done
+	}
 	o.proxy.close()
 	o.log.Close()
 	if os.Getenv("PERF_KEEP_LOGS") == "" {

@@ -110,13 +110,51 @@ func preinstallIstioCRDs(ctx context.Context, c *cluster) error {
 	return c.waitEstablished(ctx, names)
 }
 
+// crds is where the Istio CRDs come from in an operator trial.
+type crds int
+
+const (
+	crdsByIt        crds = iota // none present: the operator installs them
+	crdsEarlierMesh             // left by an earlier ServiceMesh (deleted; CRDs are retained by default)
+	crdsOtherTool               // applied by another tool (without Meshwright's hash): the operator adopts them
+)
+
+func (k crds) label() string {
+	return [...]string{"CRDs installed by it", "CRDs present", "CRDs adopted from another tool"}[k]
+}
+
+// leaveCRDsOfAnEarlierMesh installs a mesh with an operator process of its own, deletes it and stops that operator:
+// the Istio CRDs stay, as Meshwright leaves them when a ServiceMesh is deleted (crdDeletionPolicy Retain).
+func leaveCRDsOfAnEarlierMesh(ctx context.Context, c *cluster, manager string) error {
+	o, err := startOperator(c, manager)
+	if err != nil {
+		return err
+	}
+	defer o.stop()
+	if err := createMesh(ctx, c); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, "default"); err != nil {
+		return err
+	}
+	return deleteMesh(ctx, c)
+}
+
+func presentCRDs(ctx context.Context, c *cluster, manager string, from crds) error {
+	switch from {
+	case crdsEarlierMesh:
+		return leaveCRDsOfAnEarlierMesh(ctx, c, manager)
+	case crdsOtherTool:
+		return preinstallIstioCRDs(ctx, c)
+	}
+	return nil
+}
+
 // operatorTrial measures a cold install (the operator started and ready before the ServiceMesh is created), then
 // the operator's figures on the Ready mesh: istiod deleted → back, memory, writes at rest, and a warm second install.
-func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, crdsPresent, atRest bool) error {
-	if crdsPresent {
-		if err := preinstallIstioCRDs(ctx, c); err != nil {
-			return err
-		}
+func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, from crds, atRest bool) error {
+	if err := presentCRDs(ctx, c, manager, from); err != nil {
+		return err
 	}
 	o, err := startOperator(c, manager)
 	if err != nil {
@@ -139,19 +177,18 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 	}
 	took := time.Since(start).Seconds()
 	install := o.proxy.snapshot()
-	label := "CRDs installed by it"
-	if crdsPresent {
-		label = "CRDs present"
-	}
+	label := from.label()
 	phases, reconciles, err := o.phaseTimes(offset)
 	if err != nil {
 		return err
 	}
-	f.add("reconciles per install ("+label+")", "", float64(reconciles))
-	for _, ph := range phaseOrder {
-		f.add(fmt.Sprintf("cold install (%s): time in %s", label, ph), "s", phases[ph].Seconds())
+	if from != crdsOtherTool {
+		f.add("reconciles per install ("+label+")", "", float64(reconciles))
+		for _, ph := range phaseOrder {
+			f.add(fmt.Sprintf("cold install (%s): time in %s", label, ph), "s", phases[ph].Seconds())
+		}
 	}
-	if !crdsPresent {
+	if from == crdsByIt {
 		f.add("create → Ready, cold operator, Istio CRDs installed by it", "s", took)
 		f.add("API requests per install (CRDs installed by it)", "", float64(install.total()))
 		f.add("LIST + WATCH requests at start-up", "", float64(startup.verb("list")+startup.verb("watch")))
@@ -190,6 +227,10 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 		f.add("create → Ready, warm operator (second install), CRDs present", "s", time.Since(start).Seconds())
 		return nil
 	}
+	if from == crdsOtherTool {
+		f.add("create → Ready, cold operator, Istio CRDs from another tool (adopted)", "s", took)
+		return nil
+	}
 	f.add("create → Ready, cold operator, Istio CRDs present", "s", took)
 	f.add("API requests per install (CRDs present)", "", float64(install.total()))
 	return nil
@@ -197,7 +238,7 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 
 // simultaneousTrial starts the operator and creates the ServiceMesh at the same moment (start-up included).
 func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figures) error {
-	if err := preinstallIstioCRDs(ctx, c); err != nil {
+	if err := leaveCRDsOfAnEarlierMesh(ctx, c, manager); err != nil {
 		return err
 	}
 	start := time.Now()
