@@ -37,6 +37,7 @@ const leaderElectionID = "meshwright.mesh.meshwright.dev"
 // options are the command-line settings run needs.
 type options struct {
 	metricsAddr, probeAddr  string
+	pprofAddr               string
 	secureMetrics, http2    bool
 	leaderElect             bool
 	leaderElectionNamespace string
@@ -54,6 +55,8 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0",
+		"Address Go's pprof endpoint binds to, to profile CPU and memory (e.g. 127.0.0.1:6060); 0 disables it.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, behind Kubernetes authentication and authorization.")
 	flag.BoolVar(&o.http2, "enable-http2", false,
@@ -132,6 +135,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNamespace,

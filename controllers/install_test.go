@@ -12,6 +12,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
@@ -147,12 +148,24 @@ func TestUnsupportedVersionStallsAndTouchesNothing(t *testing.T) {
 	}
 }
 
-// A ServiceMesh "default" with an empty spec, the sample most users apply first, is installed from the render made
+// A ServiceMesh "default" without a spec, the sample most users apply first, is installed from the render made
 // while the operator started (its UID is the only thing added), and the API server's defaults for an empty spec are
 // the ones the operator rendered ahead of time.
 func TestTheDefaultMeshInstallsFromTheWarmRender(t *testing.T) {
+	ctx := context.Background()
 	hits := reconciler.Renders.WarmHits()
-	mesh := createMesh(t, "default", func(m *meshv1.ServiceMesh) { m.Spec = meshv1.ServiceMeshSpec{} })
+	// Written as `kubectl apply` sends `metadata: {name: default}` and nothing else: no spec at all.
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(meshv1.GroupVersion.WithKind("ServiceMesh"))
+	u.SetName("default")
+	if err := k8sClient.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	mesh := &meshv1.ServiceMesh{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Name: "default"}, mesh); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteMesh(t, mesh) })
 	if !equality.Semantic.DeepEqual(mesh.Spec, meshv1.DefaultSpec()) {
 		t.Fatalf("the API server defaulted an empty spec to %+v; meshv1.DefaultSpec() says %+v", mesh.Spec, meshv1.DefaultSpec())
 	}
@@ -161,7 +174,7 @@ func TestTheDefaultMeshInstallsFromTheWarmRender(t *testing.T) {
 		t.Errorf("the first reconcile of the default mesh used the warm render %d times, want 1", got)
 	}
 	dep := &appsv1.Deployment{}
-	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: meshv1.DefaultNamespace, Name: "istiod"}, dep); err != nil {
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: meshv1.DefaultNamespace, Name: "istiod"}, dep); err != nil {
 		t.Fatal(err)
 	}
 	if len(dep.OwnerReferences) != 1 || dep.OwnerReferences[0].UID != mesh.UID {

@@ -485,7 +485,10 @@ type ServiceMesh struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// Spec defaults to {} so that its own defaults (spec.namespace) apply to a ServiceMesh written without a spec
+	// (`metadata: {name: default}` and nothing else); without it the API server would not default nested fields.
 	// +optional
+	// +kubebuilder:default={}
 	Spec ServiceMeshSpec `json:"spec,omitempty"`
 	// Status defaults to observedGeneration 0, so that kstatus reports a ServiceMesh the operator has not yet
 	// reconciled as InProgress instead of Current (kstatus treats an object without conditions as Current).
