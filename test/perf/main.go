@@ -95,7 +95,7 @@ func run() error {
 		return fmt.Errorf("building the manager: %w", err)
 	}
 	var f figures
-	for i := 0; i < *trials; i++ {
+	for i := 0; i < *trials && !*onlyScale; i++ {
 		fmt.Fprintf(os.Stderr, "== trial %d of %d\n", i+1, *trials)
 		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, false) }); err != nil {
 			return err
@@ -109,6 +109,11 @@ func run() error {
 			}
 		}
 		if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f) }); err != nil {
+			return err
+		}
+	}
+	if *scale || *onlyScale {
+		if err := runScale(ctx, manager, &f); err != nil {
 			return err
 		}
 	}
@@ -128,6 +133,7 @@ func printTable(f *figures) {
 		"create → Ready, cold operator, Istio CRDs from another tool (adopted)": "floor: create → istiod Available, CRDs present",
 		"create → Ready, warm operator (second install), CRDs present":          "floor: create → istiod Available, CRDs present",
 		"operator and ServiceMesh applied together → Ready, CRDs present":       "floor: create → istiod Available, CRDs present",
+		upgradeFigure: baselineFigure,
 	}
 	for _, name := range f.order {
 		if strings.HasPrefix(name, "floor:") {
@@ -155,6 +161,8 @@ func format(v float64, unit string) string {
 	switch unit {
 	case "s":
 		return fmt.Sprintf("%.2f s", v)
+	case "ms":
+		return fmt.Sprintf("%.1f ms", v)
 	case "MiB":
 		return fmt.Sprintf("%.1f MiB", v)
 	default:
