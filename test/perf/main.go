@@ -8,6 +8,10 @@
 //
 // The operator runs as a process from the same stripped binary as the image, with leader election, behind a loopback
 // proxy that counts its API requests by verb.
+//
+// With -scale (the default), one scale trial follows (scale.go, upgrade.go): the operator on a cluster populated with
+// unrelated objects and 2,000 injected pods, and a RevisionBased upgrade that restarts 200 Deployments, next to a
+// script that restarts them in batches.
 package main
 
 import (
@@ -154,6 +158,9 @@ func printTable(f *figures) {
 			s := f.samples[name]
 			fmt.Printf("| %s | %s | %s – %s | | |\n", name, format(median(s), "s"), format(slices.Min(s), "s"), format(slices.Max(s), "s"))
 		}
+	}
+	if _, ok := f.samples[upgradeFigure]; ok {
+		fmt.Printf("\nscale rows: one trial, on a cluster of %d simulated nodes (the upgrade: %d), whatever -trials says\n", scaleNodes, upgradeNodes)
 	}
 }
 

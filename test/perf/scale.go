@@ -347,6 +347,7 @@ func churn(ctx context.Context, c *cluster, o *operatorProcess, f *figures, pods
 	f.add("scale: pods deleted and re-created per minute (churn)", "", roundTo(float64(turned)/elapsed.Minutes(), 0))
 	f.add("scale: reconciles per minute under pod churn", "", roundTo(float64(len(totals))/elapsed.Minutes(), 1))
 	f.add("scale: ServiceMesh status writes per minute under pod churn", "", roundTo(float64(statusWrites)/elapsed.Minutes(), 1))
+	f.add("scale: memory peak (VmHWM) after churn", "MiB", o.procKB("VmHWM")/1024)
 	return nil
 }
 
