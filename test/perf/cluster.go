@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 // cluster is one fresh kwok cluster.
 type cluster struct {
 	name, kubeconfig string
+	egressSocket     string // where kube-apiserver sends webhook calls (test/fakeistiod serves there)
 	cfg              *rest.Config
 	client           client.WithWatch
 	dyn              dynamic.Interface
@@ -45,14 +47,23 @@ type cluster struct {
 var clusterSeq int
 
 func withCluster(ctx context.Context, do func(*cluster) error) error {
+	return withNodes(ctx, 0, do)
+}
+
+// withNodes is withCluster with nodes simulated nodes (0: hack/cluster.sh's default).
+func withNodes(ctx context.Context, nodes int, do func(*cluster) error) error {
 	clusterSeq++
 	dir, err := os.MkdirTemp("", "meshwright-perf-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	c := &cluster{name: fmt.Sprintf("meshwright-perf-%d", clusterSeq), kubeconfig: filepath.Join(dir, "kubeconfig")}
-	env := append(os.Environ(), "CLUSTER_NAME="+c.name, "KUBECONFIG_OUT="+c.kubeconfig, "EGRESS_SOCKET="+filepath.Join(dir, "egress.sock"))
+	c := &cluster{name: fmt.Sprintf("meshwright-perf-%d", clusterSeq), kubeconfig: filepath.Join(dir, "kubeconfig"),
+		egressSocket: filepath.Join(dir, "egress.sock")}
+	env := append(os.Environ(), "CLUSTER_NAME="+c.name, "KUBECONFIG_OUT="+c.kubeconfig, "EGRESS_SOCKET="+c.egressSocket)
+	if nodes > 0 {
+		env = append(env, "NODES="+strconv.Itoa(nodes))
+	}
 	script := filepath.Join(*repo, "hack", "cluster.sh")
 	down := func() {
 		cmd := exec.Command(script, "down")

@@ -8,6 +8,10 @@
 //
 // The operator runs as a process from the same stripped binary as the image, with leader election, behind a loopback
 // proxy that counts its API requests by verb.
+//
+// With -scale (the default), one scale trial follows (scale.go, upgrade.go): the operator on a cluster populated with
+// unrelated objects and 2,000 injected pods, and a RevisionBased upgrade that restarts 200 Deployments, next to a
+// script that restarts them in batches.
 package main
 
 import (
@@ -95,7 +99,7 @@ func run() error {
 		return fmt.Errorf("building the manager: %w", err)
 	}
 	var f figures
-	for i := 0; i < *trials; i++ {
+	for i := 0; i < *trials && !*onlyScale; i++ {
 		fmt.Fprintf(os.Stderr, "== trial %d of %d\n", i+1, *trials)
 		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, false) }); err != nil {
 			return err
@@ -109,6 +113,11 @@ func run() error {
 			}
 		}
 		if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f) }); err != nil {
+			return err
+		}
+	}
+	if *scale || *onlyScale {
+		if err := runScale(ctx, manager, &f); err != nil {
 			return err
 		}
 	}
@@ -128,6 +137,7 @@ func printTable(f *figures) {
 		"create → Ready, cold operator, Istio CRDs from another tool (adopted)": "floor: create → istiod Available, CRDs present",
 		"create → Ready, warm operator (second install), CRDs present":          "floor: create → istiod Available, CRDs present",
 		"operator and ServiceMesh applied together → Ready, CRDs present":       "floor: create → istiod Available, CRDs present",
+		upgradeFigure: baselineFigure,
 	}
 	for _, name := range f.order {
 		if strings.HasPrefix(name, "floor:") {
@@ -149,12 +159,17 @@ func printTable(f *figures) {
 			fmt.Printf("| %s | %s | %s – %s | | |\n", name, format(median(s), "s"), format(slices.Min(s), "s"), format(slices.Max(s), "s"))
 		}
 	}
+	if _, ok := f.samples[upgradeFigure]; ok {
+		fmt.Printf("\nscale rows: one trial, on a cluster of %d simulated nodes (the upgrade: %d), whatever -trials says\n", scaleNodes, upgradeNodes)
+	}
 }
 
 func format(v float64, unit string) string {
 	switch unit {
 	case "s":
 		return fmt.Sprintf("%.2f s", v)
+	case "ms":
+		return fmt.Sprintf("%.1f ms", v)
 	case "MiB":
 		return fmt.Sprintf("%.1f MiB", v)
 	default:

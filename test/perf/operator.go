@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -153,8 +156,61 @@ func (o *operatorProcess) procKB(field string) float64 {
 	return 0
 }
 
+// cpuTime is the CPU time the operator process has used so far (utime + stime of /proc/<pid>/stat). The kernel
+// reports it in clock ticks of USER_HZ, which is 100 on every Linux architecture Go supports.
+func (o *operatorProcess) cpuTime() (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", o.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields are counted after its closing parenthesis.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", o.cmd.Process.Pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] { // utime and stime, fields 14 and 15 of stat
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading /proc/%d/stat: %w", o.cmd.Process.Pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// reconcileTotals returns the "total" duration of every reconcile logged after offset.
+func (o *operatorProcess) reconcileTotals(offset int64) ([]time.Duration, error) {
+	f, err := os.Open(o.log.Name())
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var out []time.Duration
+	lines := bufio.NewScanner(f)
+	lines.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
+	for lines.Scan() {
+		line := lines.Bytes()
+		if !bytes.Contains(line, []byte(`"msg":"Reconciled"`)) {
+			continue
+		}
+		var entry struct {
+			Total string `json:"total"`
+		}
+		if json.Unmarshal(line, &entry) != nil {
+			continue
+		}
+		d, _ := time.ParseDuration(entry.Total)
+		out = append(out, d)
+	}
+	return out, lines.Err()
+}
+
 // countingProxy forwards the operator's requests to the API server with the admin credentials and counts them by
-// Kubernetes verb.
+// Kubernetes verb and resource ("patch servicemeshes/status": a subresource is counted apart from its resource).
 type countingProxy struct {
 	url    string
 	srv    *http.Server
@@ -219,7 +275,11 @@ func newCountingProxy(cfg *rest.Config) (*countingProxy, error) {
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if info, err := resolver.NewRequestInfo(r); err == nil && info.IsResourceRequest {
 			p.mu.Lock()
-			p.counts[info.Verb+" "+info.Resource]++
+			key := info.Verb + " " + info.Resource
+			if info.Subresource != "" {
+				key += "/" + info.Subresource
+			}
+			p.counts[key]++
 			p.mu.Unlock()
 		}
 		began := time.Now()
