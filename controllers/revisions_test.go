@@ -355,3 +355,39 @@ func TestRevisionOfAVersionNoLongerEmbeddedStaysUntilUnused(t *testing.T) {
 		return nil
 	})
 }
+
+// Injected pods coming and going, with nothing waiting on them, only change the usage counts in status: their events
+// are coalesced into one reconcile per usageRefresh instead of one status write each.
+func TestPodChurnIsCoalescedIntoOneStatusWrite(t *testing.T) {
+	ctx := context.Background()
+	mesh := installReady(t, "churn")
+	rev := mesh.Status.Revisions[0].Name
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "churn-app"}}
+	if err := k8sClient.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, ns) })
+	reconcileAfter(t, func() { poke(t, mesh) }) // the namespace's own event is behind us
+
+	before, started := writes.Writes(), time.Now()
+	for i := range 20 {
+		injectedPod(t, ns.Name, fmt.Sprintf("app-%d", i), rev)
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	if got := writes.Writes() - before; got != 0 {
+		t.Fatalf("%d writes within 3 s of 20 pod creations, want none before usageRefresh: %v", got, writes.Log()[len(writes.Log())-int(got):])
+	}
+	waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
+		if rs := m.Status.Revisions; len(rs) != 1 || rs[0].InUsePods != 20 {
+			return fmt.Errorf("revisions %+v, want 20 pods in use", rs)
+		}
+		return nil
+	})
+	if took := time.Since(started); took < usageRefresh-time.Second {
+		t.Errorf("the usage count moved after %s, before usageRefresh (%s)", took.Round(time.Millisecond), usageRefresh)
+	}
+	if got := writes.Writes() - before; got != 1 {
+		t.Errorf("%d writes for 20 pod creations, want the one status write: %v", got, writes.Log()[len(writes.Log())-int(got):])
+	}
+}

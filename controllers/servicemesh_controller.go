@@ -69,8 +69,10 @@ type ServiceMeshReconciler struct {
 	cache      cache.Cache
 	crdCache   cache.Cache
 	usageCache cache.Cache
-	watchMu    sync.Mutex
-	watched    map[schema.GroupVersionKind]bool
+	// podWaits maps a mesh's name to whether its last reconcile left it waiting on injected pods (see podEvents).
+	podWaits sync.Map
+	watchMu  sync.Mutex
+	watched  map[schema.GroupVersionKind]bool
 }
 
 // scope is what the phases of one reconcile share.
@@ -137,6 +139,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if perr := r.patchStatus(ctx, before, mesh); perr != nil {
 			err = errors.Join(err, perr)
 		}
+		r.notePodWaits(mesh)
 	}()
 
 	timings := make([]any, 0, 2*len(phases)+4)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -127,10 +129,9 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(u, handler.EnqueueRequestsFromMapFunc(ownerOf), builder.WithPredicates(renderedObjectChanged{}))
 	}
 	b = b.WatchesRawSource(source.Kind[client.Object](crdCache, crd, handler.EnqueueRequestsFromMapFunc(r.allMeshes)))
-	for _, o := range []client.Object{pod, ns} {
-		b = b.WatchesRawSource(source.Kind[client.Object](usageCache, o, handler.EnqueueRequestsFromMapFunc(r.allMeshes),
-			predicate.Or[client.Object](predicate.LabelChangedPredicate{}, createOrDelete{})))
-	}
+	usageChanged := predicate.Or[client.Object](predicate.LabelChangedPredicate{}, createOrDelete{})
+	b = b.WatchesRawSource(source.Kind[client.Object](usageCache, client.Object(pod), r.podEvents(), usageChanged))
+	b = b.WatchesRawSource(source.Kind[client.Object](usageCache, client.Object(ns), handler.EnqueueRequestsFromMapFunc(r.allMeshes), usageChanged))
 	c, err := b.Build(r)
 	if err != nil {
 		return err
@@ -247,3 +248,51 @@ func (deleteOnly) Create(event.CreateEvent) bool   { return false }
 func (deleteOnly) Delete(event.DeleteEvent) bool   { return true }
 func (deleteOnly) Update(event.UpdateEvent) bool   { return false }
 func (deleteOnly) Generic(event.GenericEvent) bool { return false }
+
+// usageRefresh is how long the injected pods' events may wait before a mesh that nothing waits on pods for is
+// reconciled: they then change only status.revisions[].inUsePods, and coalescing them keeps a cluster's pod churn (a
+// scale-out, a batch job, a node drain) from becoming a stream of reconciles and status writes. At most one status write
+// per usageRefresh comes from pods.
+const usageRefresh = 15 * time.Second
+
+// podEvents enqueues every mesh on an injected pod's creation, deletion or relabelling: at once for a mesh whose
+// progress depends on pods (a workload rollout, a revision waiting to be retired, a mesh not reconciled yet), else
+// after usageRefresh (the queue keeps one pending request per mesh, so events in between add nothing).
+func (r *ServiceMeshReconciler) podEvents() handler.TypedEventHandler[client.Object, reconcile.Request] {
+	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range r.allMeshes(ctx, nil) {
+			if r.waitsOnPods(req.Name) {
+				q.Add(req)
+			} else {
+				q.AddAfter(req, usageRefresh)
+			}
+		}
+	}
+	return handler.TypedFuncs[client.Object, reconcile.Request]{
+		CreateFunc: func(ctx context.Context, _ event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q)
+		},
+		UpdateFunc: func(ctx context.Context, _ event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q)
+		},
+		DeleteFunc: func(ctx context.Context, _ event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q)
+		},
+	}
+}
+
+// waitsOnPods reports whether the last reconcile of a mesh left it waiting on injected pods. A mesh not reconciled
+// yet counts as waiting.
+func (r *ServiceMeshReconciler) waitsOnPods(mesh string) bool {
+	waits, ok := r.podWaits.Load(mesh)
+	return !ok || waits.(bool)
+}
+
+// notePodWaits records, after a reconcile, whether the mesh's progress depends on injected pods: a revision other
+// than the active one is still listed (it is retired once no pod uses it), or a workload rollout has work left.
+func (r *ServiceMeshReconciler) notePodWaits(mesh *meshv1.ServiceMesh) {
+	st := mesh.Status
+	waits := len(st.Revisions) > 1 || st.ActiveRevision == "" ||
+		(st.WorkloadRollout != nil && (st.WorkloadRollout.Pending > 0 || len(st.WorkloadRollout.InProgress) > 0 || len(st.WorkloadRollout.Pinned) > 0))
+	r.podWaits.Store(mesh.Name, waits)
+}
