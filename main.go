@@ -23,12 +23,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crleaderelection "sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/controllers"
 	"github.com/meshwright/meshwright/internal/leader"
+	"github.com/meshwright/meshwright/internal/metricsauth"
 )
 
 // leaderElectionID names the Lease the replicas compete for.
@@ -106,7 +106,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	}
 	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
 	if o.secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.Filter
 	}
 
 	// With leader election, every write is fenced behind the Lease (internal/leader): a replica that was paused past

@@ -21,6 +21,9 @@ import (
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy}),
+		// Nothing reads managedFields from the cache (ownership is checked with the API server), and on Istio's
+		// CRDs and a cluster's pods they are a good part of each object.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&meshv1.ServiceMesh{}: {Label: labels.Everything()},
 		},

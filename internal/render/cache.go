@@ -42,12 +42,12 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	}
 	c.mu.Unlock()
 
-	objs, err := c.render(cfg)
+	objs, fresh, err := c.render(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if c.finish != nil {
-		if err := c.finish(objs); err != nil {
+		if err := c.finish(fresh); err != nil {
 			return nil, err
 		}
 	}
@@ -64,8 +64,10 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 	return c.entries[key], nil
 }
 
-// render renders cfg, or copies the warm render when cfg is the warmed Config with an owner.
-func (c *Cache) render(cfg Config) ([]*unstructured.Unstructured, error) {
+// render renders cfg, or makes it from the warm render when cfg is the warmed Config with an owner: objects that take
+// the owner are copied, the others (CRDs, the Namespace: the largest) are shared with the warm render, which finished
+// them already. fresh are the objects still to finish.
+func (c *Cache) render(cfg Config) (objs, fresh []*unstructured.Unstructured, err error) {
 	unowned := cfg
 	unowned.Owner = nil
 	c.mu.Lock()
@@ -80,14 +82,20 @@ func (c *Cache) render(cfg Config) ([]*unstructured.Unstructured, error) {
 	}
 	c.mu.Unlock()
 	if warm == nil {
-		return Render(cfg)
+		objs, err := Render(cfg)
+		return objs, objs, err
 	}
-	objs := make([]*unstructured.Unstructured, len(warm))
+	objs = make([]*unstructured.Unstructured, len(warm))
 	for i, o := range warm {
+		if cfg.Owner == nil || !takesOwner(o) {
+			objs[i] = o
+			continue
+		}
 		objs[i] = o.DeepCopy()
+		setOwner(objs[i:i+1], cfg.Owner)
+		fresh = append(fresh, objs[i])
 	}
-	setOwner(objs, cfg.Owner)
-	return objs, nil
+	return objs, fresh, nil
 }
 
 // Warm renders cfg ahead of its first use, for a Config expected soon but whose owner is not known yet (a default
@@ -97,6 +105,11 @@ func (c *Cache) Warm(cfg Config) error {
 	objs, err := Render(cfg)
 	if err != nil {
 		return err
+	}
+	if c.finish != nil {
+		if err := c.finish(objs); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -125,8 +138,12 @@ func setOwner(objs []*unstructured.Unstructured, owner *metav1.OwnerReference) {
 		return
 	}
 	for _, o := range objs {
-		if o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
+		if takesOwner(o) {
 			o.SetOwnerReferences([]metav1.OwnerReference{*owner})
 		}
 	}
+}
+
+func takesOwner(o *unstructured.Unstructured) bool {
+	return o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace"
 }

@@ -13,17 +13,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 )
 
 // operatorProcess is the manager running against a cluster through the counting proxy.
@@ -59,12 +62,52 @@ func startOperator(c *cluster, manager string) (*operatorProcess, error) {
 	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--zap-log-level=debug", "--zap-time-encoding=rfc3339nano",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe), "--metrics-bind-address=0")
 	cmd.Args = append(cmd.Args, strings.Fields(*operatorArgs)...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=default")
+	shipped, err := shippedEnv()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(append(os.Environ(), shipped...), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=default")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	return &operatorProcess{cmd: cmd, proxy: p, ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), log: logFile}, nil
+}
+
+// shippedEnv returns the literal environment variables config/manager gives the operator's container (GOMEMLIMIT):
+// the figures are those of the operator as shipped, with no setting of the bench's own.
+func shippedEnv() ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(*repo, "config", "manager", "manager.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		dep := &appsv1.Deployment{}
+		if err := yaml.Unmarshal([]byte(doc), dep); err != nil {
+			return nil, fmt.Errorf("reading config/manager/manager.yaml: %w", err)
+		}
+		if dep.Kind != "Deployment" {
+			continue
+		}
+		env = append(env, literalEnv(dep)...)
+	}
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "GOMEMLIMIT=") }) {
+		return nil, fmt.Errorf("config/manager/manager.yaml sets no GOMEMLIMIT for the operator")
+	}
+	return env, nil
+}
+
+func literalEnv(dep *appsv1.Deployment) []string {
+	var env []string
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				env = append(env, e.Name+"="+e.Value)
+			}
+		}
+	}
+	return env
 }
 
 func (o *operatorProcess) waitReady() error {
