@@ -58,7 +58,7 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 		Now:         now,
 	}
 	r.SetCatalog(istio.DefaultCatalog)
-	go r.warm()
+	r.warm()
 	return r, nil
 }
 
@@ -67,7 +67,7 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 // read, parsed and executed. Other specs render when first reconciled. An error here is reported by the reconcile
 // that renders the same Config.
 func (r *ServiceMeshReconciler) warm() {
-	_ = r.Renders.Warm(r.firstRenderConfig(&meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+	r.Renders.WarmInBackground(r.firstRenderConfig(&meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"},
 		Spec: meshv1.DefaultSpec()}))
 }
 

@@ -24,6 +24,8 @@ type Cache struct {
 	warmKey  string
 	warmObjs []*unstructured.Unstructured
 	warmHits int
+	// warming is closed when the warm render in progress is done (nil when none was started).
+	warming chan struct{}
 }
 
 // NewCache returns a cache of at most max renders (one per ServiceMesh and revision is enough). finish, if not nil,
@@ -70,9 +72,17 @@ func (c *Cache) Render(cfg Config) ([]*unstructured.Unstructured, error) {
 func (c *Cache) render(cfg Config) (objs, fresh []*unstructured.Unstructured, err error) {
 	unowned := cfg
 	unowned.Owner = nil
+	key := unowned.Hash()
 	c.mu.Lock()
+	if warming := c.warming; warming != nil && key == c.warmKey {
+		// The warm render of this very Config is under way (a mesh created as the operator starts): wait for it
+		// rather than render the same thing twice on the same CPUs.
+		c.mu.Unlock()
+		<-warming
+		c.mu.Lock()
+	}
 	warm := c.warmObjs
-	if warm != nil && unowned.Hash() != c.warmKey {
+	if warm != nil && key != c.warmKey {
 		warm = nil
 	}
 	if warm != nil {
@@ -99,9 +109,37 @@ func (c *Cache) render(cfg Config) (objs, fresh []*unstructured.Unstructured, er
 }
 
 // Warm renders cfg ahead of its first use, for a Config expected soon but whose owner is not known yet (a default
-// ServiceMesh before it is created). It replaces the previous warm render.
+// ServiceMesh before it is created). It replaces the previous warm render. A Render of the same Config while Warm
+// runs waits for it.
 func (c *Cache) Warm(cfg Config) error {
 	cfg.Owner = nil
+	return c.warm(cfg, c.beginWarm(cfg))
+}
+
+// WarmInBackground is Warm in a goroutine; a Render of the same Config from the moment it returns waits for it.
+func (c *Cache) WarmInBackground(cfg Config) {
+	cfg.Owner = nil
+	done := c.beginWarm(cfg)
+	go func() { _ = c.warm(cfg, done) }() // an error is reported by the reconcile that renders the same Config
+}
+
+func (c *Cache) beginWarm(cfg Config) chan struct{} {
+	done := make(chan struct{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warmKey, c.warmObjs, c.warming = cfg.Hash(), nil, done
+	return done
+}
+
+func (c *Cache) warm(cfg Config, done chan struct{}) error {
+	defer func() {
+		c.mu.Lock()
+		if c.warming == done {
+			c.warming = nil
+		}
+		c.mu.Unlock()
+		close(done)
+	}()
 	objs, err := Render(cfg)
 	if err != nil {
 		return err
@@ -113,7 +151,9 @@ func (c *Cache) Warm(cfg Config) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.warmKey, c.warmObjs = cfg.Hash(), objs
+	if c.warming == done {
+		c.warmObjs = objs
+	}
 	return nil
 }
 

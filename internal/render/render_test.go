@@ -292,3 +292,16 @@ func TestWarmRenderServesTheFirstOwnedRenderOfItsConfig(t *testing.T) {
 		t.Errorf("warm hits %d, renders %d; want 2 and 1", c.WarmHits(), c.Renders())
 	}
 }
+
+func TestARenderOfTheConfigBeingWarmedWaitsForTheWarmRender(t *testing.T) {
+	cfg := scenarios(t)["default-1.31"]
+	c := NewCache(2, nil)
+	c.WarmInBackground(cfg)
+	cfg.Owner = &metav1.OwnerReference{APIVersion: "mesh.meshwright.dev/v1alpha1", Kind: "ServiceMesh", Name: cfg.MeshName, UID: "u1"}
+	if _, err := c.Render(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if c.WarmHits() != 1 || c.Renders() != 0 {
+		t.Errorf("warm hits %d, renders %d; want the render in progress waited for and used", c.WarmHits(), c.Renders())
+	}
+}
