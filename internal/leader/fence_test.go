@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,20 +144,31 @@ func TestFencedTransport(t *testing.T) {
 		}
 	})
 	t.Run("a write frozen while it waited for a connection is abandoned, not sent late", func(t *testing.T) {
-		seen = nil
+		var late atomic.Int64
+		lateSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { late.Add(1) }))
 		f := NewFence(200 * time.Millisecond)
 		f.renewed(time.Now())
 		frozen := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			time.Sleep(400 * time.Millisecond) // the process is stopped here, past the renew deadline
+			// The process is stopped here until past the renew deadline (bounded, should the request carry none),
+			// then carries on dialing.
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
 			return (&net.Dialer{}).Dial(network, addr)
 		}}
 		t.Cleanup(frozen.CloseIdleConnections)
-		if err := send(f.WrapTransport(frozen), http.MethodPatch); err == nil {
+		req, err := http.NewRequest(http.MethodPatch, lateSrv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := f.WrapTransport(frozen).RoundTrip(req); err == nil {
+			resp.Body.Close()
 			t.Fatal("the write went through after the renew deadline")
 		}
-		time.Sleep(100 * time.Millisecond)
-		if got := received(); len(got) != 0 {
-			t.Fatalf("the server received %v after the renew deadline", got)
+		lateSrv.Close() // waits for every request the server accepted to be handled
+		if n := late.Load(); n != 0 {
+			t.Fatalf("the server received %d writes after the renew deadline", n)
 		}
 	})
 }
