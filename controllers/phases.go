@@ -130,21 +130,7 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	s.caRoot = caRoot
-	cfg := render.Config{
-		MeshName:        s.mesh.Name,
-		Namespace:       s.mesh.Spec.Namespace,
-		Hub:             r.Catalog().Hub,
-		Version:         s.version,
-		Revisions:       s.revisions,
-		DefaultRevision: s.tagTarget,
-		KubeVersion:     r.KubeVersion,
-		Spec:            s.mesh.Spec,
-		CARoot:          caRoot,
-		Owner: &metav1.OwnerReference{
-			APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: s.mesh.Name, UID: s.mesh.UID,
-			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-		},
-	}
+	cfg := r.renderConfig(s.mesh, s.version, s.revisions, s.tagTarget, caRoot)
 	if err := checkAmbientValues(s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -163,6 +149,26 @@ func (r *ServiceMeshReconciler) render(ctx context.Context, s *scope) (ctrl.Resu
 	}
 	s.objects = objs
 	return ctrl.Result{}, r.skipForeignGatewayAPI(ctx, s)
+}
+
+// renderConfig is what a mesh renders from, given what the earlier phases resolved. The warm-up at start-up uses it
+// too, so that its render is the one the first reconcile of a default mesh asks for.
+func (r *ServiceMeshReconciler) renderConfig(mesh *meshv1.ServiceMesh, version istio.Version, revisions []render.Revision, tagTarget, caRoot string) render.Config {
+	return render.Config{
+		MeshName:        mesh.Name,
+		Namespace:       mesh.Spec.Namespace,
+		Hub:             r.Catalog().Hub,
+		Version:         version,
+		Revisions:       revisions,
+		DefaultRevision: tagTarget,
+		KubeVersion:     r.KubeVersion,
+		Spec:            mesh.Spec,
+		CARoot:          caRoot,
+		Owner: &metav1.OwnerReference{
+			APIVersion: meshv1.GroupVersion.String(), Kind: "ServiceMesh", Name: mesh.Name, UID: mesh.UID,
+			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+		},
+	}
 }
 
 // apply writes what changed and prunes what the render no longer contains. The inventory in status always covers

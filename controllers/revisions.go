@@ -48,7 +48,7 @@ func RevisionName(mesh string, v istio.Version) string { return mesh + "-" + v.R
 // one; the tags stay where the live tag webhook points until the desired revision is ready, and then move to it.
 func (r *ServiceMeshReconciler) planRevisions(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !revisionBased(s.mesh) {
-		s.revisions = []render.Revision{{Version: s.version}}
+		s.revisions = inPlaceRevisions(s.version)
 		s.desiredRevision, s.tagTarget = "", ""
 		return ctrl.Result{}, nil
 	}
@@ -290,3 +290,6 @@ func soonest(res ctrl.Result, after time.Duration) ctrl.Result {
 	}
 	return res
 }
+
+// inPlaceRevisions is the one istiod an InPlace mesh runs: the default revision, of its version.
+func inPlaceRevisions(v istio.Version) []render.Revision { return []render.Revision{{Version: v}} }

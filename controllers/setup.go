@@ -71,14 +71,12 @@ func (r *ServiceMeshReconciler) warm() {
 		Spec: meshv1.DefaultSpec()}))
 }
 
-// firstRenderConfig is the Config the first reconcile of mesh renders in an empty cluster (the newest version,
-// in place, no cert-manager CA yet), without its owner.
+// firstRenderConfig is the Config the first reconcile of mesh renders in an empty cluster: the version its spec
+// resolves to with nothing running, in place, no cert-manager CA yet (the owner is added on first use).
 func (r *ServiceMeshReconciler) firstRenderConfig(mesh *meshv1.ServiceMesh) render.Config {
-	c := r.Catalog()
-	res, err := c.ResolveRunning(mesh.Spec.Version, "", r.Now())
+	res, err := r.Catalog().ResolveRunning(mesh.Spec.Version, "", r.Now())
 	if err != nil {
 		return render.Config{}
 	}
-	return render.Config{MeshName: mesh.Name, Namespace: mesh.Spec.Namespace, Hub: c.Hub, Version: res.Version,
-		Revisions: []render.Revision{{Version: res.Version}}, KubeVersion: r.KubeVersion, Spec: mesh.Spec}
+	return r.renderConfig(mesh, res.Version, inPlaceRevisions(res.Version), "", "")
 }
