@@ -110,6 +110,19 @@ func literalEnv(dep *appsv1.Deployment) []string {
 	return env
 }
 
+// startReadyOperator starts the operator and waits until its readiness probe passes; the caller stops it.
+func startReadyOperator(c *cluster, manager string) (*operatorProcess, error) {
+	o, err := startOperator(c, manager)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.waitReady(); err != nil {
+		o.stop()
+		return nil, err
+	}
+	return o, nil
+}
+
 func (o *operatorProcess) waitReady() error {
 	deadline := time.Now().Add(*timeout)
 	for time.Now().Before(deadline) {

@@ -85,14 +85,11 @@ func scaleTrial(ctx context.Context, c *cluster, manager string, f *figures) err
 	if err != nil {
 		return err
 	}
-	o, err := startOperator(c, manager)
+	o, err := startReadyOperator(c, manager)
 	if err != nil {
 		return err
 	}
 	defer o.stop()
-	if err := o.waitReady(); err != nil {
-		return err
-	}
 	start := time.Now()
 	if err := createMesh(ctx, c); err != nil {
 		return err

@@ -77,6 +77,14 @@ func createMesh(ctx context.Context, c *cluster) error {
 	return c.client.Create(ctx, &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
 }
 
+// installMesh creates the ServiceMesh "default" and waits until it is Ready.
+func installMesh(ctx context.Context, c *cluster) error {
+	if err := createMesh(ctx, c); err != nil {
+		return err
+	}
+	return c.waitReady(ctx, "default")
+}
+
 func deleteMesh(ctx context.Context, c *cluster) error {
 	m := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 	if err := c.client.Delete(ctx, m); err != nil {
@@ -131,10 +139,7 @@ func leaveCRDsOfAnEarlierMesh(ctx context.Context, c *cluster, manager string) e
 		return err
 	}
 	defer o.stop()
-	if err := createMesh(ctx, c); err != nil {
-		return err
-	}
-	if err := c.waitReady(ctx, "default"); err != nil {
+	if err := installMesh(ctx, c); err != nil {
 		return err
 	}
 	return deleteMesh(ctx, c)
@@ -156,14 +161,11 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 	if err := presentCRDs(ctx, c, manager, from); err != nil {
 		return err
 	}
-	o, err := startOperator(c, manager)
+	o, err := startReadyOperator(c, manager)
 	if err != nil {
 		return err
 	}
 	defer o.stop()
-	if err := o.waitReady(); err != nil {
-		return err
-	}
 	startup := o.proxy.settled()
 	idle := o.procKB("VmRSS")
 	offset := o.logOffset()
@@ -218,10 +220,7 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 			return err
 		}
 		start = time.Now()
-		if err := createMesh(ctx, c); err != nil {
-			return err
-		}
-		if err := c.waitReady(ctx, "default"); err != nil {
+		if err := installMesh(ctx, c); err != nil {
 			return err
 		}
 		f.add("create → Ready, warm operator (second install), CRDs present", "s", time.Since(start).Seconds())
@@ -247,10 +246,7 @@ func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figur
 		return err
 	}
 	defer o.stop()
-	if err := createMesh(ctx, c); err != nil {
-		return err
-	}
-	if err := c.waitReady(ctx, "default"); err != nil {
+	if err := installMesh(ctx, c); err != nil {
 		return err
 	}
 	f.add("operator and ServiceMesh applied together → Ready, CRDs present", "s", time.Since(start).Seconds())
