@@ -280,51 +280,37 @@ type tagMonitor struct {
 	bad  []string
 	// readings counts the consistent readings taken, so a test can wait for one taken after a given moment.
 	readings int
-	stopped  chan struct{}
-	cancel   context.CancelFunc
+	stop     func()
 }
 
 func watchTags(t *testing.T, namespace string) *tagMonitor {
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &tagMonitor{stopped: make(chan struct{}), cancel: cancel}
-	t.Cleanup(m.stop)
-	go func() {
-		defer close(m.stopped)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			tag := &admissionv1.MutatingWebhookConfiguration{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
-				continue
-			}
-			rev := tag.Labels["istio.io/rev"]
-			dep := &appsv1.Deployment{}
-			derr := k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "istiod-" + rev}, dep)
-			// Only a reading where the tag did not move while the Deployment was read counts.
-			again := &admissionv1.MutatingWebhookConfiguration{}
-			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(tag), again); err != nil || again.ResourceVersion != tag.ResourceVersion {
-				continue
-			}
-			m.mu.Lock()
-			if len(m.seen) == 0 || m.seen[len(m.seen)-1] != rev {
-				m.seen = append(m.seen, rev)
-			}
-			m.readings++
-			if derr != nil || dep.Status.AvailableReplicas < 1 {
-				m.bad = append(m.bad, fmt.Sprintf("%s at %s (%v)", rev, time.Now().Format(time.StampMilli), derr))
-			}
-			m.mu.Unlock()
+	m := &tagMonitor{}
+	m.stop = every(50*time.Millisecond, func(ctx context.Context) {
+		tag := &admissionv1.MutatingWebhookConfiguration{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
+			return
 		}
-	}()
+		rev := tag.Labels["istio.io/rev"]
+		dep := &appsv1.Deployment{}
+		derr := k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "istiod-" + rev}, dep)
+		// Only a reading where the tag did not move while the Deployment was read counts.
+		again := &admissionv1.MutatingWebhookConfiguration{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(tag), again); err != nil || again.ResourceVersion != tag.ResourceVersion {
+			return
+		}
+		m.mu.Lock()
+		if len(m.seen) == 0 || m.seen[len(m.seen)-1] != rev {
+			m.seen = append(m.seen, rev)
+		}
+		m.readings++
+		if derr != nil || dep.Status.AvailableReplicas < 1 {
+			m.bad = append(m.bad, fmt.Sprintf("%s at %s (%v)", rev, time.Now().Format(time.StampMilli), derr))
+		}
+		m.mu.Unlock()
+	})
+	t.Cleanup(m.stop)
 	return m
 }
-
-func (m *tagMonitor) stop() { m.cancel(); <-m.stopped }
 
 func (m *tagMonitor) count() int {
 	m.mu.Lock()

@@ -198,52 +198,38 @@ type revisionWatch struct {
 	tagMoved, gwMoved, ztMoved time.Time
 	minAvailable               int32
 	readings                   int
-	cancel                     context.CancelFunc
-	done                       chan struct{}
+	stop                       func()
 }
 
 func watchRevisionMove(t *testing.T, newRevision, newVersion string, gateway client.ObjectKey) *revisionWatch {
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &revisionWatch{cancel: cancel, done: make(chan struct{}), minAvailable: 1 << 30}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			now := time.Now()
-			tag := &admissionv1.MutatingWebhookConfiguration{}
-			dep := &appsv1.Deployment{}
-			zt := &appsv1.DaemonSet{}
-			if k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag) != nil ||
-				k8sClient.Get(ctx, gateway, dep) != nil ||
-				k8sClient.Get(ctx, client.ObjectKey{Namespace: "istio-system", Name: "ztunnel"}, zt) != nil {
-				continue
-			}
-			w.mu.Lock()
-			w.readings++
-			w.minAvailable = min(w.minAvailable, dep.Status.AvailableReplicas)
-			if w.tagMoved.IsZero() && tag.Labels["istio.io/rev"] == newRevision {
-				w.tagMoved = now
-			}
-			if w.gwMoved.IsZero() && dep.Spec.Template.Labels["istio.io/rev"] == newRevision {
-				w.gwMoved = now
-			}
-			if w.ztMoved.IsZero() && strings.Contains(zt.Spec.Template.Spec.Containers[0].Image, ":"+newVersion) {
-				w.ztMoved = now
-			}
-			w.mu.Unlock()
+	w := &revisionWatch{minAvailable: 1 << 30}
+	w.stop = every(50*time.Millisecond, func(ctx context.Context) {
+		now := time.Now()
+		tag := &admissionv1.MutatingWebhookConfiguration{}
+		dep := &appsv1.Deployment{}
+		zt := &appsv1.DaemonSet{}
+		if k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag) != nil ||
+			k8sClient.Get(ctx, gateway, dep) != nil ||
+			k8sClient.Get(ctx, client.ObjectKey{Namespace: "istio-system", Name: "ztunnel"}, zt) != nil {
+			return
 		}
-	}()
+		w.mu.Lock()
+		w.readings++
+		w.minAvailable = min(w.minAvailable, dep.Status.AvailableReplicas)
+		if w.tagMoved.IsZero() && tag.Labels["istio.io/rev"] == newRevision {
+			w.tagMoved = now
+		}
+		if w.gwMoved.IsZero() && dep.Spec.Template.Labels["istio.io/rev"] == newRevision {
+			w.gwMoved = now
+		}
+		if w.ztMoved.IsZero() && strings.Contains(zt.Spec.Template.Spec.Containers[0].Image, ":"+newVersion) {
+			w.ztMoved = now
+		}
+		w.mu.Unlock()
+	})
 	t.Cleanup(w.stop)
 	return w
 }
-
-func (w *revisionWatch) stop() { w.cancel(); <-w.done }
 
 // A RevisionBased upgrade of an ambient mesh with a gateway moves the gateway and ztunnel to the new revision only
 // after the revision tags moved, and the gateway never loses an available replica on the way.

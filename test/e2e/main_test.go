@@ -207,3 +207,24 @@ func sumMetric(samples map[string]float64, name string, filters ...string) float
 	}
 	return total
 }
+
+// every runs sample every interval in a goroutine until the returned stop is called (more than once is fine); stop
+// waits for the sample in progress, whose ctx it cancels.
+func every(interval time.Duration, sample func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			sample(ctx)
+		}
+	}()
+	return func() { cancel(); <-done }
+}

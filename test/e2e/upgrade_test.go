@@ -163,40 +163,27 @@ func TestRevisionBasedUpgradeMovesWorkloads(t *testing.T) {
 // simulateInjector labels every new pod of namespace with the revision the "default" revision tag points at, as
 // Istio's sidecar injector labels the pods it injects. It runs until the returned function is called.
 func simulateInjector(t *testing.T, namespace string) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			// Pods first, then the tag: a pod listed here was created before the tag is read, so it never gets a
-			// revision older than the one the injector would have used at its admission.
-			pods := &corev1.PodList{}
-			if err := k8sClient.List(ctx, pods, client.InNamespace(namespace)); err != nil {
+	return every(50*time.Millisecond, func(ctx context.Context) {
+		// Pods first, then the tag: a pod listed here was created before the tag is read, so it never gets a
+		// revision older than the one the injector would have used at its admission.
+		pods := &corev1.PodList{}
+		if err := k8sClient.List(ctx, pods, client.InNamespace(namespace)); err != nil {
+			return
+		}
+		tag := &admissionv1.MutatingWebhookConfiguration{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
+			return
+		}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if pod.Labels["istio.io/rev"] != "" || pod.DeletionTimestamp != nil {
 				continue
 			}
-			tag := &admissionv1.MutatingWebhookConfiguration{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Name: "istio-revision-tag-default"}, tag); err != nil {
-				continue
-			}
-			for i := range pods.Items {
-				pod := &pods.Items[i]
-				if pod.Labels["istio.io/rev"] != "" || pod.DeletionTimestamp != nil {
-					continue
-				}
-				patch := client.MergeFrom(pod.DeepCopy())
-				pod.Labels["istio.io/rev"] = tag.Labels["istio.io/rev"]
-				if err := k8sClient.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
-					t.Logf("simulated injector: %v", err)
-				}
+			patch := client.MergeFrom(pod.DeepCopy())
+			pod.Labels["istio.io/rev"] = tag.Labels["istio.io/rev"]
+			if err := k8sClient.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+				t.Logf("simulated injector: %v", err)
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
 }
