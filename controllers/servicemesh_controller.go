@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -62,6 +63,10 @@ type ServiceMeshReconciler struct {
 	KubeVersion string
 	// Now is the clock for end-of-life checks; time.Now unless a test swaps it.
 	Now func() time.Time
+	// Settled, when set, runs once per process (in its own goroutine) after the first reconcile that leaves a mesh
+	// Ready: start-up and the first install are over, and main hands back what only they needed (internal/memtrim).
+	Settled     func()
+	settledOnce sync.Once
 
 	// controller and cache let watches on CRD-backed kinds start once their CRDs are served; crdCache holds only
 	// cert-manager's Certificate CRD; usageCache holds the metadata of injected pods and of namespaces.
@@ -140,6 +145,9 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			err = errors.Join(err, perr)
 		}
 		r.notePodWaits(mesh)
+		if err == nil && r.Settled != nil && meta.IsStatusConditionTrue(mesh.Status.Conditions, meshv1.ConditionReady) {
+			r.settledOnce.Do(func() { go r.Settled() })
+		}
 	}()
 
 	timings := make([]any, 0, 2*len(phases)+4)

@@ -110,7 +110,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	// Only labels are read from these: managedFields would be most of what 2,000 pods' metadata holds.
 	usageCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
-		ByObject: map[client.Object]cache.ByObject{pod: {Label: injected}}, DefaultTransform: cache.TransformStripManagedFields()})
+		ByObject: map[client.Object]cache.ByObject{pod: {Label: injected}}, DefaultTransform: usageMetadata})
 	if err != nil {
 		return err
 	}
@@ -232,6 +232,18 @@ func comparable(u *unstructured.Unstructured) map[string]any {
 		_ = unstructured.SetNestedSlice(c.Object, hooks, "webhooks")
 	}
 	return c.Object
+}
+
+// usageMetadata keeps, of an injected pod's or a namespace's metadata, what is read from the usage cache (name,
+// namespace, labels) and what the cache itself needs (uid, resourceVersion, deletionTimestamp). The rest is most of
+// an injected pod's metadata (the injector's status annotation, owner references, managedFields), held for every
+// injected pod of the cluster.
+func usageMetadata(in any) (any, error) {
+	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
+		m.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp}
+	}
+	return in, nil
 }
 
 // createOrDelete passes creations and deletions only.

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
@@ -36,5 +38,36 @@ func TestEveryRenderedKindIsWatched(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestUsageMetadataKeepsWhatTheUsageCountReads(t *testing.T) {
+	deleting := metav1.Now()
+	pod := &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "shop", UID: "u1", ResourceVersion: "42",
+			DeletionTimestamp: &deleting, Labels: map[string]string{"istio.io/rev": "default", "app": "shop"},
+			Annotations:     map[string]string{"sidecar.istio.io/status": `{"initContainers":["istio-init"],"containers":["istio-proxy"]}`},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "app-5d4f", UID: "rs"}},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}},
+			Finalizers:      []string{"example.com/keep"}, GenerateName: "app-"},
+	}
+	out, err := usageMetadata(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*metav1.PartialObjectMetadata)
+	want := metav1.ObjectMeta{Name: "app-1", Namespace: "shop", UID: "u1", ResourceVersion: "42", DeletionTimestamp: &deleting,
+		Labels: map[string]string{"istio.io/rev": "default", "app": "shop"}}
+	if !equality.Semantic.DeepEqual(got.ObjectMeta, want) {
+		t.Fatalf("usageMetadata kept %+v, want %+v", got.ObjectMeta, want)
+	}
+	if got.Kind != "Pod" {
+		t.Fatalf("usageMetadata dropped the kind: %+v", got.TypeMeta)
+	}
+	// Anything else (a tombstone of a deleted object) passes through untouched.
+	tombstone := "not an object"
+	if out, err := usageMetadata(tombstone); err != nil || out != tombstone {
+		t.Fatalf("usageMetadata(%q) = %v, %v", tombstone, out, err)
 	}
 }

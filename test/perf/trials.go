@@ -195,7 +195,7 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 		f.add("API requests per install (CRDs installed by it)", "", float64(install.total()))
 		f.add("LIST + WATCH requests at start-up", "", float64(startup.verb("list")+startup.verb("watch")))
 		f.add("memory (RSS) idle", "MiB", idle/1024)
-		f.add("memory (RSS) after Ready", "MiB", o.procKB("VmRSS")/1024)
+		f.add("memory (RSS) after Ready", "MiB", o.settledRSS()/1024)
 		f.add("memory peak (VmHWM) after Ready", "MiB", o.procKB("VmHWM")/1024)
 
 		dep := &appsv1.Deployment{}
@@ -215,6 +215,7 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 			o.proxy.reset()
 			time.Sleep(*atRestFor)
 			f.add(fmt.Sprintf("writes in %s at rest", atRestFor.String()), "", float64(o.proxy.snapshot().writes()))
+			f.add(fmt.Sprintf("memory (RSS) after Ready, a repair and %s at rest", atRestFor.String()), "MiB", o.procKB("VmRSS")/1024)
 		}
 		if err := deleteMesh(ctx, c); err != nil {
 			return err
