@@ -166,14 +166,14 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if fence != nil {
 		reconciler.Client = fence.Client(reconciler.Client)
 	}
-	reconciler.Settled = func() {
+	reconciler.SetSettled(func() {
 		released, err := memtrim.Release()
 		if err != nil {
 			log.Error(err, "Releasing the memory only start-up used")
 			return
 		}
-		log.V(1).Info("Released the memory only start-up used", "executableMappings", released)
-	}
+		log.Info("Released the memory only start-up used", "executableMappingsBytes", released)
+	})
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ServiceMesh controller: %w", err)
 	}

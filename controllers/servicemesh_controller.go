@@ -63,10 +63,10 @@ type ServiceMeshReconciler struct {
 	KubeVersion string
 	// Now is the clock for end-of-life checks; time.Now unless a test swaps it.
 	Now func() time.Time
-	// Settled, when set, runs once per process (in its own goroutine) after the first reconcile that leaves a mesh
-	// Ready: start-up and the first install are over, and main hands back what only they needed (internal/memtrim).
-	Settled     func()
-	settledOnce sync.Once
+	// settle runs its function (SetSettled) once per process, when start-up and the first install are over: after the
+	// first reconcile that leaves a mesh Ready, once reconciles have stopped for settleQuiet. main hands back then
+	// what only they needed (internal/memtrim).
+	settle settler
 
 	// controller and cache let watches on CRD-backed kinds start once their CRDs are served; crdCache holds only
 	// cert-manager's Certificate CRD; usageCache holds the metadata of injected pods and of namespaces.
@@ -113,6 +113,9 @@ type scope struct {
 // Reconcile drives one ServiceMesh towards its spec.
 func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	began := time.Now()
+	r.settle.started()
+	ready := false
+	defer func() { r.settle.ended(ready) }()
 	// Read the mesh from the API server, not the cache: its status holds state (revisions, where the tags point)
 	// that the previous reconcile may have just written, and acting on a stale copy could move tags back.
 	mesh := &meshv1.ServiceMesh{}
@@ -145,9 +148,7 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			err = errors.Join(err, perr)
 		}
 		r.notePodWaits(mesh)
-		if err == nil && r.Settled != nil && meta.IsStatusConditionTrue(mesh.Status.Conditions, meshv1.ConditionReady) {
-			r.settledOnce.Do(func() { go r.Settled() })
-		}
+		ready = err == nil && meta.IsStatusConditionTrue(mesh.Status.Conditions, meshv1.ConditionReady)
 	}()
 
 	timings := make([]any, 0, 2*len(phases)+4)
@@ -229,6 +230,14 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 // each other, and a first install applies about forty of them. The leader fence holds for each write where it leaves
 // the process (leader.Fence.WrapTransport), so concurrent writes cannot land after the Lease was lost.
 const applyConcurrency = 8
+
+// SetSettled sets what runs once start-up and the first install are over (see settle); call it before the manager
+// starts.
+func (r *ServiceMeshReconciler) SetSettled(fn func()) {
+	r.settle.mu.Lock()
+	defer r.settle.mu.Unlock()
+	r.settle.fn, r.settle.quiet = fn, settleQuiet
+}
 
 // Catalog returns the version catalog in use.
 func (r *ServiceMeshReconciler) Catalog() *istio.Catalog { return r.catalog.Load() }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,6 +100,22 @@ func TestSampleMeshBecomesReadyAndRollsOutAReplicaChange(t *testing.T) {
 	if !available(dep) || dep.Status.AvailableReplicas < 1 {
 		t.Fatalf("istiod Deployment not available: %+v", dep.Status)
 	}
+	// With a mesh Ready, the operator (the image's binary, with the environment config/manager ships) hands back
+	// what only its start-up used (internal/memtrim): its executable's read-only mappings are found and released.
+	// The replica change below is then reconciled by the operator running on the pages it faults back in.
+	testutil.Eventually(t, 30*time.Second, func() error {
+		entry, err := operator.logEntry("Released the memory only start-up used")
+		if err != nil {
+			return err
+		}
+		if entry == nil {
+			return errors.New("no release of start-up memory logged yet")
+		}
+		if bytes, _ := entry["executableMappingsBytes"].(float64); bytes < 1<<20 {
+			return fmt.Errorf("the operator released %v bytes of executable mappings, want at least 1 MiB: %v", entry["executableMappingsBytes"], entry)
+		}
+		return nil
+	})
 	pods := &corev1.PodList{}
 	if err := k8sClient.List(ctx, pods, client.InNamespace(mesh.Spec.Namespace), client.MatchingLabels{"app": "istiod"}); err != nil {
 		t.Fatal(err)

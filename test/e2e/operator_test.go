@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -203,6 +204,21 @@ func (p *operatorProcess) forbidden() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// logEntry returns the first JSON line of the operator's log whose message is msg, decoded (nil when none).
+func (p *operatorProcess) logEntry(msg string) (map[string]any, error) {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		entry := map[string]any{}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == msg {
+			return entry, nil
+		}
+	}
+	return nil, nil
 }
 
 // requestToken asks the API server for a token of the ServiceAccount (TokenRequest), as the kubelet does for a pod.
