@@ -23,21 +23,22 @@ import (
 // span is an address range [start, end).
 type span struct{ start, end uintptr }
 
-// releasable reads /proc/self/smaps-formatted text and returns the mappings of exe that may be released: not
-// writable, and without an anonymous (copied-on-write) page, such as relocated read-only data of a position-independent
-// binary, whose content differs from the file's.
-func releasable(smaps io.Reader, exe string) ([]span, error) {
-	var (
-		out     []span
-		current *span // the mapping being read, when it is exe's and read-only
-		anon    bool
-	)
-	flush := func() {
-		if current != nil && !anon {
-			out = append(out, *current)
-		}
-		current, anon = nil, false
-	}
+// mapping is one mapping of /proc/<pid>/smaps.
+type mapping struct {
+	span
+	perms, path string
+	// kB holds the mapping's sizes in kB by field name ("Rss", "Anonymous", ...).
+	kB map[string]int
+}
+
+// readOnlyFileOf reports whether m maps exe without write permission.
+func (m mapping) readOnlyFileOf(exe string) bool {
+	return m.path == exe && !strings.ContainsRune(m.perms, 'w')
+}
+
+// parseSmaps reads /proc/<pid>/smaps-formatted text.
+func parseSmaps(smaps io.Reader) ([]mapping, error) {
+	var out []mapping
 	sc := bufio.NewScanner(smaps)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -46,19 +47,17 @@ func releasable(smaps io.Reader, exe string) ([]span, error) {
 			continue
 		}
 		if key, ok := strings.CutSuffix(fields[0], ":"); ok && !strings.Contains(key, "-") {
-			// A field of the current mapping ("Rss:", "Anonymous:", ...).
-			if key == "Anonymous" && len(fields) >= 2 && fields[1] != "0" {
-				anon = true
+			// A field of the current mapping: "Rss:  1234 kB".
+			if len(out) > 0 && len(fields) == 3 && fields[2] == "kB" {
+				if n, err := strconv.Atoi(fields[1]); err == nil {
+					out[len(out)-1].kB[key] = n
+				}
 			}
 			continue
 		}
-		// A mapping's header: "start-end perms offset dev inode path".
-		flush()
-		if len(fields) < 6 || strings.Join(fields[5:], " ") != exe || strings.ContainsRune(fields[1], 'w') {
-			continue
-		}
+		// A mapping's header: "start-end perms offset dev inode [path]".
 		lo, hi, ok := strings.Cut(fields[0], "-")
-		if !ok {
+		if !ok || len(fields) < 5 {
 			continue
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
@@ -66,8 +65,25 @@ func releasable(smaps io.Reader, exe string) ([]span, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		current = &span{uintptr(start), uintptr(end)}
+		out = append(out, mapping{span: span{uintptr(start), uintptr(end)}, perms: fields[1],
+			path: strings.Join(fields[5:], " "), kB: map[string]int{}})
 	}
-	flush()
 	return out, sc.Err()
+}
+
+// releasable returns the mappings of exe that may be released: not writable, and without an anonymous
+// (copied-on-write) page, such as relocated read-only data of a position-independent binary, whose content differs
+// from the file's.
+func releasable(smaps io.Reader, exe string) ([]span, error) {
+	mappings, err := parseSmaps(smaps)
+	if err != nil {
+		return nil, err
+	}
+	var out []span
+	for _, m := range mappings {
+		if m.readOnlyFileOf(exe) && m.kB["Anonymous"] == 0 {
+			out = append(out, m.span)
+		}
+	}
+	return out, nil
 }

@@ -60,3 +60,23 @@ func TestReleasableOfAnotherExecutableIsNothing(t *testing.T) {
 		t.Fatalf("releasable = %#v, want none", spans)
 	}
 }
+
+func TestParseSmapsReadsEveryMappingAndItsSizes(t *testing.T) {
+	mappings, err := parseSmaps(strings.NewReader(smapsSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mappings) != 7 {
+		t.Fatalf("parsed %d mappings, want 7", len(mappings))
+	}
+	text := mappings[0]
+	if text.start != 0x400000 || text.end != 0x1a07000 || text.perms != "r-xp" || text.path != "/manager" || text.kB["Rss"] != 18000 {
+		t.Fatalf("first mapping parsed as %+v", text)
+	}
+	if heap := mappings[5]; heap.path != "" || heap.kB["Anonymous"] != 30000 {
+		t.Fatalf("anonymous mapping parsed as %+v", heap)
+	}
+	if deleted := mappings[6]; deleted.path != "/manager (deleted)" {
+		t.Fatalf("the replaced binary's mapping has path %q", deleted.path)
+	}
+}

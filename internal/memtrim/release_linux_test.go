@@ -1,10 +1,7 @@
 package memtrim
 
 import (
-	"bufio"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -20,29 +17,20 @@ func executableRSS(t *testing.T) int {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	total, inExe := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(fields[0], ":") {
-			inExe = len(fields) >= 6 && fields[5] == exe && !strings.ContainsRune(fields[1], 'w')
-			continue
-		}
-		if inExe && fields[0] == "Rss:" {
-			kb, err := strconv.Atoi(fields[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			total += kb
+	mappings, err := parseSmaps(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, m := range mappings {
+		if m.readOnlyFileOf(exe) {
+			total += m.kB["Rss"]
 		}
 	}
 	return total
 }
 
-// The process keeps running on the pages it faults back in, and far fewer of them stay resident.
+// The process keeps running on the pages it faults back in, and fewer of them stay resident.
 func TestReleaseDropsTheExecutablesResidentPages(t *testing.T) {
 	before := executableRSS(t)
 	released, err := Release()
