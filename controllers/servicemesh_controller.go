@@ -63,9 +63,8 @@ type ServiceMeshReconciler struct {
 	KubeVersion string
 	// Now is the clock for end-of-life checks; time.Now unless a test swaps it.
 	Now func() time.Time
-	// settle runs its function (SetSettled) once per process, when start-up and the first install are over: after the
-	// first reconcile that leaves a mesh Ready, once reconciles have stopped for settleQuiet. main hands back then
-	// what only they needed (internal/memtrim).
+	// settle runs its function (SetSettled) when start-up is over and when the first install is done, each time once
+	// reconciles have stopped for settleQuiet: main hands back then what only they needed (internal/memtrim).
 	settle settler
 
 	// controller and cache let watches on CRD-backed kinds start once their CRDs are served; crdCache holds only
@@ -231,12 +230,16 @@ func (r *ServiceMeshReconciler) patchStatus(ctx context.Context, before, after *
 // the process (leader.Fence.WrapTransport), so concurrent writes cannot land after the Lease was lost.
 const applyConcurrency = 8
 
-// SetSettled sets what runs once start-up and the first install are over (see settle); call it before the manager
-// starts.
+// SetSettled sets what runs once start-up is over and once the first install is done (see settler); call it
+// before the manager starts. Start-up is over once the warm render is made.
 func (r *ServiceMeshReconciler) SetSettled(fn func()) {
 	r.settle.mu.Lock()
-	defer r.settle.mu.Unlock()
 	r.settle.fn, r.settle.quiet = fn, settleQuiet
+	r.settle.mu.Unlock()
+	go func() {
+		<-r.Renders.Warmed()
+		r.settle.startupDone()
+	}()
 }
 
 // Catalog returns the version catalog in use.

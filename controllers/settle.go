@@ -5,51 +5,81 @@ import (
 	"time"
 )
 
-// settleQuiet is how long no reconcile may run, after the first one that left a mesh Ready, before start-up counts
-// as over: a first install's follow-up reconciles (the event of its own status write, istiod's pods turning Ready)
-// come within a few hundred milliseconds.
+// settleQuiet is how long no reconcile may run before a phase of start-up counts as over: a first install's
+// follow-up reconciles (the event of its own status write, istiod's pods turning Ready) come within a few hundred
+// milliseconds.
 const settleQuiet = 500 * time.Millisecond
 
-// settler runs its function once per process, when start-up is over: after the first reconcile that leaves a mesh
-// Ready, once no reconcile has run for quiet.
+// settler runs its function when a phase of start-up is over, at most twice per process: once the operator itself
+// started (startupDone: the warm render is made), and once its first install is done (the first reconcile that
+// leaves a mesh Ready). Each time, it waits until no reconcile has run for quiet.
 type settler struct {
 	quiet time.Duration
 
-	mu    sync.Mutex
-	fn    func()
-	timer *time.Timer // armed since the first Ready reconcile, until it fires
-	done  bool
+	mu                   sync.Mutex
+	fn                   func()
+	timer                *time.Timer
+	pending              bool // armed and not run yet
+	running              int  // reconciles in flight
+	sawStartup, sawReady bool
+}
+
+// arm runs the function once reconciles have stopped for quiet. s.mu is held.
+func (s *settler) arm() {
+	s.pending = true
+	if s.running > 0 {
+		return // the reconcile's end starts the quiet period
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.quiet, s.fire)
+		return
+	}
+	s.timer.Reset(s.quiet)
+}
+
+// startupDone arms the function once the operator itself has started.
+func (s *settler) startupDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fn != nil && !s.sawStartup {
+		s.sawStartup = true
+		s.arm()
+	}
 }
 
 // started holds the function back while a reconcile runs.
 func (s *settler) started() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.running++
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 }
 
-// ended arms the function, or re-arms it, after a reconcile; ready says whether it left its mesh Ready.
+// ended restarts the quiet period after a reconcile; ready says whether it left its mesh Ready, and the first that
+// did arms the function.
 func (s *settler) ended(ready bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.running--
 	switch {
-	case s.done || s.fn == nil:
-	case s.timer != nil:
-		s.timer.Reset(s.quiet)
-	case ready:
-		s.timer = time.AfterFunc(s.quiet, s.fire)
+	case s.fn == nil:
+	case ready && !s.sawReady:
+		s.sawReady = true
+		s.arm()
+	case s.pending:
+		s.arm()
 	}
 }
 
 func (s *settler) fire() {
 	s.mu.Lock()
-	if s.done {
+	if !s.pending || s.running > 0 {
 		s.mu.Unlock()
 		return
 	}
-	s.done = true
+	s.pending = false
 	fn := s.fn
 	s.mu.Unlock()
 	fn()

@@ -123,6 +123,18 @@ func (c *Cache) WarmInBackground(cfg Config) {
 	go func() { _ = c.warm(cfg, done) }() // an error is reported by the reconcile that renders the same Config
 }
 
+// Warmed returns a channel that is closed once no warm render is in progress.
+func (c *Cache) Warmed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.warming != nil {
+		return c.warming
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
 func (c *Cache) beginWarm(cfg Config) chan struct{} {
 	done := make(chan struct{})
 	c.mu.Lock()

@@ -305,3 +305,22 @@ func TestARenderOfTheConfigBeingWarmedWaitsForTheWarmRender(t *testing.T) {
 		t.Errorf("warm hits %d, renders %d; want the render in progress waited for and used", c.WarmHits(), c.Renders())
 	}
 }
+
+func TestWarmedClosesOnceTheWarmRenderIsDone(t *testing.T) {
+	c := NewCache(2, nil)
+	select {
+	case <-c.Warmed():
+	default:
+		t.Fatal("Warmed is open although no warm render was started")
+	}
+	cfg := scenarios(t)["minimal-1.31"]
+	c.WarmInBackground(cfg)
+	<-c.Warmed()
+	// Done means made: the render of its Config is served from it.
+	if _, err := c.Render(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if c.WarmHits() != 1 || c.Renders() != 0 {
+		t.Fatalf("warm hits %d, renders %d after Warmed closed; want the warm render used", c.WarmHits(), c.Renders())
+	}
+}

@@ -100,8 +100,8 @@ func TestSampleMeshBecomesReadyAndRollsOutAReplicaChange(t *testing.T) {
 	if !available(dep) || dep.Status.AvailableReplicas < 1 {
 		t.Fatalf("istiod Deployment not available: %+v", dep.Status)
 	}
-	// With a mesh Ready, the operator (the image's binary, with the environment config/manager ships) hands back
-	// what only its start-up used (internal/memtrim): its executable's read-only mappings are found and released.
+	// The operator (the image's binary, with the environment config/manager ships) hands back what only its start-up
+	// and its first install used (internal/memtrim): its executable's read-only mappings are found and released.
 	// The replica change below is then reconciled by the operator running on the pages it faults back in.
 	testutil.Eventually(t, 30*time.Second, func() error {
 		entry, err := operator.logEntry("Released the memory only start-up used")

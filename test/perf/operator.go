@@ -198,9 +198,10 @@ func (o *operatorProcess) phaseTimes(offset int64) (map[string]time.Duration, in
 }
 
 // procKB reads a field of the operator's /proc status in KiB.
-// settledRSS is the operator's RSS in kB two seconds after the moment it is called (a mesh just became Ready): past
-// the instant of the status write, when the install's garbage is at its peak (VmHWM reports that), and past the
-// release of what only start-up needed, which the operator starts when its first mesh is Ready (internal/memtrim).
+// settledRSS is the operator's RSS in kB two seconds after the moment it is called (the operator just answered its
+// readiness probe, or a mesh just became Ready): past the instant itself, when start-up's or the install's garbage is
+// at its peak (VmHWM reports that), and past the release of what only they needed, which the operator makes once
+// its reconciles have quieted down (internal/memtrim).
 func (o *operatorProcess) settledRSS() float64 {
 	time.Sleep(2 * time.Second)
 	return o.procKB("VmRSS")

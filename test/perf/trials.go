@@ -167,7 +167,7 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 	}
 	defer o.stop()
 	startup := o.proxy.settled()
-	idle := o.procKB("VmRSS")
+	idle := o.settledRSS()
 	offset := o.logOffset()
 	start := time.Now()
 	o.proxy.reset()
