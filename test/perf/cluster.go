@@ -137,8 +137,15 @@ func (c *cluster) settle(ctx context.Context) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	dry := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "dry-run"}}
-	return c.client.Create(ctx, dry, client.DryRunAll)
+	// An Established CRD may reach discovery a moment later: until then the client knows no such kind.
+	for {
+		dry := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "dry-run"}}
+		err := c.client.Create(ctx, dry, client.DryRunAll)
+		if err == nil || !meta.IsNoMatchError(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (c *cluster) apply(ctx context.Context, u *unstructured.Unstructured, gvr schema.GroupVersionResource) error {
