@@ -317,7 +317,7 @@ func deleteCertManagerCRDs(t *testing.T) bool {
 			}
 		}
 	}
-	testutil.Eventually(t, waitTimeout, func() error {
+	testutil.Eventually(t, crdDeletionTimeout, func() error {
 		for _, name := range deleted {
 			err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
 			if !apierrors.IsNotFound(err) {

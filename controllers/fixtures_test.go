@@ -24,6 +24,11 @@ import (
 
 const waitTimeout = 30 * time.Second
 
+// crdDeletionTimeout bounds the wait for a deleted CRD to be gone. The API server removes a CRD only after it has
+// deleted every object of its kind (the CRD's cleanup finalizer), which on two CPUs under -race has taken longer
+// than waitTimeout.
+const crdDeletionTimeout = 2 * time.Minute
+
 // createMesh creates a ServiceMesh in its own namespace (envtest has no namespace controller, so namespaces are
 // never reused) and deletes it when the test ends, waiting until it is gone so the next test's mesh is the only one.
 func createMesh(t testing.TB, name string, mutate ...func(*meshv1.ServiceMesh)) *meshv1.ServiceMesh {
