@@ -15,13 +15,21 @@ const settleQuiet = 500 * time.Millisecond
 // leaves a mesh Ready). Each time, it waits until no reconcile has run for quiet.
 type settler struct {
 	quiet time.Duration
+	// after starts the quiet period's timer: time.AfterFunc unless a test drives the timer itself.
+	after func(time.Duration, func()) quietTimer
 
 	mu                   sync.Mutex
 	fn                   func()
-	timer                *time.Timer
+	timer                quietTimer
 	pending              bool // armed and not run yet
 	running              int  // reconciles in flight
 	sawStartup, sawReady bool
+}
+
+// quietTimer is the part of *time.Timer the settler uses.
+type quietTimer interface {
+	Stop() bool
+	Reset(time.Duration) bool
 }
 
 // arm runs the function once reconciles have stopped for quiet. s.mu is held.
@@ -31,7 +39,11 @@ func (s *settler) arm() {
 		return // the reconcile's end starts the quiet period
 	}
 	if s.timer == nil {
-		s.timer = time.AfterFunc(s.quiet, s.fire)
+		after := s.after
+		if after == nil {
+			after = func(d time.Duration, f func()) quietTimer { return time.AfterFunc(d, f) }
+		}
+		s.timer = after(s.quiet, s.fire)
 		return
 	}
 	s.timer.Reset(s.quiet)
