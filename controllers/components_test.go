@@ -194,13 +194,7 @@ func TestForeignGatewayAPICRDsAreLeftAlone(t *testing.T) {
 	i := slices.IndexFunc(crds, func(c *unstructured.Unstructured) bool { return c.GetName() == "referencegrants."+gatewayapi.Group })
 	theirs := crds[i].DeepCopy()
 	// An earlier test's mesh with crdDeletionPolicy Delete may still be deleting it.
-	testutil.Eventually(t, crdDeletionTimeout, func() error {
-		err := k8sClient.Get(ctx, client.ObjectKey{Name: theirs.GetName()}, &apiextensionsv1.CustomResourceDefinition{})
-		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("CRD %s still exists (err %v)", theirs.GetName(), err)
-		}
-		return nil
-	})
+	waitCRDsGone(t, theirs.GetName())
 	annotations := theirs.GetAnnotations()
 	annotations[gatewayapi.ChannelAnnotation] = gatewayapi.ChannelExperimental
 	annotations[gatewayapi.BundleVersionAnnotation] = "v1.5.0"

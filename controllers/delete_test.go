@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,7 +11,6 @@ import (
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
-	"github.com/meshwright/meshwright/internal/testutil"
 )
 
 func TestDeleteRemovesEverythingButCRDsAndNamespace(t *testing.T) {
@@ -55,21 +53,14 @@ func TestDeleteRemovesEverythingButCRDsAndNamespace(t *testing.T) {
 
 func TestDeleteWithCRDDeletionPolicyDeleteRemovesTheCRDs(t *testing.T) {
 	mesh := installReady(t, "delete-crds", func(m *meshv1.ServiceMesh) { m.Spec.CRDDeletionPolicy = meshv1.CRDDeletionPolicyDelete })
-	var crds []apply.ObjectID
+	var crds []string
 	for _, entry := range mesh.Status.Inventory.Entries {
 		if id, _ := apply.ParseID(entry); id.GroupKind.Kind == "CustomResourceDefinition" {
-			crds = append(crds, id)
+			crds = append(crds, id.Name)
 		}
 	}
 	deleteMesh(t, mesh)
-	testutil.Eventually(t, waitTimeout, func() error {
-		for _, id := range crds {
-			if objectExists(t, id) {
-				return fmt.Errorf("CRD %s still exists", id.Name)
-			}
-		}
-		return nil
-	})
+	waitCRDsGone(t, crds...)
 }
 
 func objectExists(t *testing.T, id apply.ObjectID) bool {

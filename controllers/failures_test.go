@@ -317,15 +317,7 @@ func deleteCertManagerCRDs(t *testing.T) bool {
 			}
 		}
 	}
-	testutil.Eventually(t, crdDeletionTimeout, func() error {
-		for _, name := range deleted {
-			err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
-			if !apierrors.IsNotFound(err) {
-				return fmt.Errorf("CRD %s still present (%v)", name, err)
-			}
-		}
-		return nil
-	})
+	waitCRDsGone(t, deleted...)
 	return len(deleted) > 0
 }
 

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/testutil"
 )
 
@@ -28,6 +30,51 @@ const waitTimeout = 30 * time.Second
 // deleted every object of its kind (the CRD's cleanup finalizer), which on two CPUs under -race has taken longer
 // than waitTimeout.
 const crdDeletionTimeout = 2 * time.Minute
+
+// waitCRDsGone waits until none of the named CRDs exists any more. While one is still there, the error says what
+// its cleanup finalizer reports (the Terminating condition: deleting instances, waiting for them, or failing).
+//
+// The API server's cleanup lists the kind's objects from its watch cache, which is built on first use: for a kind
+// nobody listed yet, the attempt fails with "storage is (re)initializing" and is retried with the server's
+// per-CRD backoff. In a long suite that backoff has left a CRD Terminating for minutes (the server logged no retry
+// for four minutes after such a failure). A CRD whose cleanup failed is therefore nudged: an annotation changed,
+// which queues it again at once, as any event on it would (at most once a second).
+func waitCRDsGone(t testing.TB, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	nudges, lastNudge := 0, time.Time{}
+	testutil.Eventually(t, crdDeletionTimeout, func() error {
+		for _, name := range names {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			switch err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, crd); {
+			case apierrors.IsNotFound(err):
+				continue
+			case err != nil:
+				return err
+			}
+			state := "not being deleted"
+			if crd.DeletionTimestamp != nil {
+				state = fmt.Sprintf("deleted %s ago, finalizers %v", time.Since(crd.DeletionTimestamp.Time).Round(time.Second), crd.Finalizers)
+			}
+			for _, c := range crd.Status.Conditions {
+				if c.Type != apiextensionsv1.Terminating {
+					continue
+				}
+				state += fmt.Sprintf(", Terminating=%s %s: %s", c.Status, c.Reason, c.Message)
+				if c.Reason == "InstanceDeletionFailed" && time.Since(lastNudge) > time.Second {
+					patch := client.MergeFrom(crd.DeepCopy())
+					metav1.SetMetaDataAnnotation(&crd.ObjectMeta, "test.meshwright.dev/nudge", time.Now().Format(time.RFC3339Nano))
+					if err := k8sClient.Patch(ctx, crd, patch); err != nil && !apierrors.IsNotFound(err) {
+						return fmt.Errorf("nudging CRD %s: %w", name, err)
+					}
+					nudges, lastNudge = nudges+1, time.Now()
+				}
+			}
+			return fmt.Errorf("CRD %s still present (%s; %d nudges)", name, state, nudges)
+		}
+		return nil
+	})
+}
 
 // createMesh creates a ServiceMesh in its own namespace (envtest has no namespace controller, so namespaces are
 // never reused) and deletes it when the test ends, waiting until it is gone so the next test's mesh is the only one.
@@ -45,9 +92,20 @@ func createMesh(t testing.TB, name string, mutate ...func(*meshv1.ServiceMesh)) 
 	return mesh
 }
 
+// deleteMesh deletes the mesh and waits until it is gone, and so are the CRDs its deletion deleted
+// (crdDeletionPolicy Delete): a later test must not find them still terminating.
 func deleteMesh(t testing.TB, mesh *meshv1.ServiceMesh) {
 	t.Helper()
 	ctx := context.Background()
+	var crds []string
+	live := &meshv1.ServiceMesh{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(mesh), live); err == nil && live.Status.Inventory != nil {
+		for _, entry := range live.Status.Inventory.Entries {
+			if id, _ := apply.ParseID(entry); id.GroupKind.Kind == "CustomResourceDefinition" {
+				crds = append(crds, id.Name)
+			}
+		}
+	}
 	if err := k8sClient.Delete(ctx, mesh); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatalf("deleting ServiceMesh %s: %v", mesh.Name, err)
 	}
@@ -58,6 +116,15 @@ func deleteMesh(t testing.TB, mesh *meshv1.ServiceMesh) {
 		}
 		return fmt.Errorf("ServiceMesh %s still present (err %v)", mesh.Name, err)
 	})
+	var deleted []string
+	for _, name := range crds {
+		crd := &metav1.PartialObjectMetadata{}
+		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+		if err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, crd); err == nil && crd.DeletionTimestamp != nil {
+			deleted = append(deleted, name)
+		}
+	}
+	waitCRDsGone(t, deleted...)
 }
 
 // waitForMesh polls the mesh until cond accepts it; mesh is updated in place.
@@ -150,6 +217,39 @@ func reconcileAfter(t testing.TB, trigger func()) {
 	testutil.Eventually(t, waitTimeout, func() error {
 		if reconcileTotal(t) <= before {
 			return fmt.Errorf("no reconcile yet")
+		}
+		return nil
+	})
+}
+
+// controllerIdle waits until the ServiceMesh controller has had nothing queued and nothing running for 250 ms: every
+// request that events before the call enqueued has then been reconciled. (A request waiting out a delay, such as
+// usageRefresh, is not queued yet.) reconcileAfter alone does not tell that: an event that enqueues every mesh counts
+// as reconciled with the first of them.
+func controllerIdle(t testing.TB) {
+	t.Helper()
+	busy := func() float64 {
+		queued, err := testutil.MetricSum(ctrlmetrics.Registry, "workqueue_depth", map[string]string{"name": "servicemesh"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		running, err := testutil.MetricSum(ctrlmetrics.Registry, "controller_runtime_active_workers", map[string]string{"controller": "servicemesh"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return queued + running
+	}
+	idleSince := time.Time{}
+	testutil.Eventually(t, waitTimeout, func() error {
+		switch {
+		case busy() > 0:
+			idleSince = time.Time{}
+			return fmt.Errorf("the ServiceMesh controller has work queued or running")
+		case idleSince.IsZero():
+			idleSince = time.Now()
+			return fmt.Errorf("idle only just now")
+		case time.Since(idleSince) < 250*time.Millisecond:
+			return fmt.Errorf("idle for %s only", time.Since(idleSince))
 		}
 		return nil
 	})

@@ -94,7 +94,7 @@ func TestInstallBringsUpAReadyControlPlane(t *testing.T) {
 		reconcileAfter(t, func() { poke(t, mesh) })
 		reconcileAfter(t, func() { poke(t, mesh) })
 		if got := writes.Writes() - writesBefore; got != 0 {
-			t.Errorf("steady-state reconciles issued %d write requests, want 0: %v", got, writes.Log()[len(writes.Log())-int(got):])
+			t.Errorf("steady-state reconciles issued %d write requests, want 0: %v", got, writes.Details(int(got)))
 		}
 		if got := reconciler.Renders.Renders() - rendersBefore; got != 0 {
 			t.Errorf("steady-state reconciles rendered %d times, want 0 (render cache)", got)

@@ -345,10 +345,10 @@ func TestAPreExistingIstioCRDIsUpdatedAndNeverDeleted(t *testing.T) {
 	if note := waitForEvent(t, mesh, "PreExistingCRDsUpdated"); !strings.Contains(note, crdName) {
 		t.Errorf("the PreExistingCRDsUpdated event does not name %s: %s", crdName, note)
 	}
-	var others []apply.ObjectID
+	var others []string
 	for _, e := range mesh.Status.Inventory.Entries {
 		if id, _ := apply.ParseID(e); id.GroupKind.Kind == "CustomResourceDefinition" && id.Name != crdName {
-			others = append(others, id)
+			others = append(others, id.Name)
 		}
 	}
 
@@ -356,14 +356,7 @@ func TestAPreExistingIstioCRDIsUpdatedAndNeverDeleted(t *testing.T) {
 	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(preExisting), live); err != nil || live.DeletionTimestamp != nil {
 		t.Errorf("the pre-existing CRD was deleted with crdDeletionPolicy Delete: %v", err)
 	}
-	testutil.Eventually(t, waitTimeout, func() error {
-		for _, id := range others {
-			if objectExists(t, id) {
-				return fmt.Errorf("CRD %s, which the mesh created, still exists under crdDeletionPolicy Delete", id.Name)
-			}
-		}
-		return nil
-	})
+	waitCRDsGone(t, others...) // created by the mesh: deleted under crdDeletionPolicy Delete
 }
 
 // installedByAUser makes the CRD name look installed by a user before Meshwright: present, without Meshwright's

@@ -90,7 +90,7 @@ func TestPauseStopsEveryWriteUntilResumed(t *testing.T) {
 			t.Errorf("the ConfigMap was restored while paused (err %v)", err)
 		}
 		if got := writes.Writes() - writesBefore; got != 0 {
-			t.Errorf("a paused mesh issued %d writes: %v", got, writes.Log()[len(writes.Log())-int(got):])
+			t.Errorf("a paused mesh issued %d writes: %v", got, writes.Details(int(got)))
 		}
 	})
 

@@ -65,6 +65,19 @@ func runSuite(m *testing.M) int {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// ENVTEST_APISERVER_LOG=<file> keeps the API server's own log (at -v=2: its CRD cleanup reports each wait), for
+	// a failure whose cause is on the server's side.
+	if path := os.Getenv("ENVTEST_APISERVER_LOG"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "creating the API server log: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		apiServer := testEnv.ControlPlane.GetAPIServer()
+		apiServer.Configure().Set("v", "2")
+		apiServer.Out, apiServer.Err = f, f
+	}
 	var err error
 	if cfg, err = testEnv.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "starting envtest: %v\n", err)

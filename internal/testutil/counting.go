@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,19 +19,34 @@ type CountingClient struct {
 	writes atomic.Int64
 	mu     sync.Mutex
 	log    []string
+	detail []string
 }
 
 // Writes returns the number of write requests so far.
 func (c *CountingClient) Writes() int64 { return c.writes.Load() }
 
-// Log returns a description of the last write requests, for failure messages.
+// Log returns a description of the last write requests ("verb type namespace/name"), for failure messages.
 func (c *CountingClient) Log() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.log)
 }
 
+// Details returns the last n write requests as Log describes them, each after the time it was made and, for a patch,
+// followed by the patch's body (cut at 400 bytes): what a failure message needs to tell why a write was made.
+func (c *CountingClient) Details(n int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.detail[max(0, len(c.detail)-n):])
+}
+
 func (c *CountingClient) record(verb string, obj any) {
+	c.recordPatch(verb, obj, nil)
+}
+
+// recordPatch records a write; for a patch, the description ends with its body (cut at 400 bytes), which says what
+// the write changed.
+func (c *CountingClient) recordPatch(verb string, obj any, patch client.Patch) {
 	c.writes.Add(1)
 	desc := verb
 	switch o := obj.(type) {
@@ -41,11 +57,20 @@ func (c *CountingClient) record(verb string, obj any) {
 			desc = verb + " " + *n
 		}
 	}
+	detail := time.Now().Format("15:04:05.000 ") + desc
+	if o, ok := obj.(client.Object); ok && patch != nil {
+		if body, err := patch.Data(o); err == nil {
+			if len(body) > 400 {
+				body = append(body[:400:400], "..."...)
+			}
+			detail += " " + string(body)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.log = append(c.log, desc)
+	c.log, c.detail = append(c.log, desc), append(c.detail, detail)
 	if len(c.log) > 50 {
-		c.log = c.log[1:]
+		c.log, c.detail = c.log[1:], c.detail[1:]
 	}
 }
 
@@ -60,7 +85,7 @@ func (c *CountingClient) Update(ctx context.Context, obj client.Object, opts ...
 }
 
 func (c *CountingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-	c.record("patch", obj)
+	c.recordPatch("patch", obj, patch)
 	return c.Client.Patch(ctx, obj, patch, opts...)
 }
 
@@ -99,7 +124,7 @@ func (s *countingStatus) Update(ctx context.Context, obj client.Object, opts ...
 }
 
 func (s *countingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	s.c.record("status patch", obj)
+	s.c.recordPatch("status patch", obj, patch)
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
