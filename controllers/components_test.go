@@ -202,7 +202,12 @@ func TestForeignGatewayAPICRDsAreLeftAlone(t *testing.T) {
 	if err := k8sClient.Create(ctx, theirs); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = k8sClient.Delete(ctx, theirs) })
+	t.Cleanup(func() {
+		if err := k8sClient.Delete(ctx, theirs); err != nil && !apierrors.IsNotFound(err) {
+			t.Error(err)
+		}
+		waitCRDsGone(t, theirs.GetName())
+	})
 	mesh := installReady(t, "foreign-gwapi", func(m *meshv1.ServiceMesh) {
 		m.Spec.GatewayAPI = &meshv1.GatewayAPI{InstallCRDs: true}
 		m.Spec.CRDDeletionPolicy = meshv1.CRDDeletionPolicyDelete

@@ -7,10 +7,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
+	"github.com/meshwright/meshwright/internal/render"
 )
 
 func TestDeleteRemovesEverythingButCRDsAndNamespace(t *testing.T) {
@@ -80,4 +82,54 @@ func objectExists(t *testing.T, id apply.ObjectID) bool {
 	}
 	// Terminating objects (envtest has no garbage collector for namespaced finalizers) count as gone.
 	return obj.DeletionTimestamp == nil
+}
+
+// laggingCache is a cache that has not seen any object yet, as an informer is while it waits out its watch's backoff
+// after its CRD was deleted and created again.
+type laggingCache struct{ client.Client }
+
+func (c laggingCache) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	return apierrors.NewNotFound(schema.GroupResource{Resource: "lagging"}, key.Name)
+}
+
+// An object the cache does not know yet is still deleted: Delete asks the API server before it counts it as gone.
+// (A mesh deleted right after its CRDs came back once left its PeerAuthentication behind.)
+func TestDeleteFindsAnObjectTheCacheHasNotSeenYet(t *testing.T) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "lagging-cache"}}
+	if err := k8sClient.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	owned := func(name string) (*corev1.ConfigMap, string) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name,
+			Labels: map[string]string{render.LabelOwner: "lagging"}}}
+		if err := k8sClient.Create(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		return cm, apply.ObjectID{Namespace: ns.Name, Name: name, GroupKind: schema.GroupKind{Kind: "ConfigMap"}}.String()
+	}
+	gone := func(cm *corev1.ConfigMap) bool {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{})
+		return apierrors.IsNotFound(err)
+	}
+
+	cm, id := owned("confirmed")
+	a := &apply.Applier{Reader: laggingCache{reconciler.Client}, Writer: laggingCache{reconciler.Client}, Uncached: k8sClient,
+		OwnerLabel: render.LabelOwner, Owner: "lagging"}
+	if remaining, err := a.Delete(ctx, []string{id}); err != nil || len(remaining) != 0 {
+		t.Fatalf("Delete: remaining %v, err %v", remaining, err)
+	}
+	if !gone(cm) {
+		t.Error("the object the cache did not know survived Delete")
+	}
+
+	// Without the API server's word, the lagging cache alone would have let it survive.
+	cm, id = owned("unconfirmed")
+	a.Uncached = nil
+	if _, err := a.Delete(ctx, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	if gone(cm) {
+		t.Error("without Uncached the object was deleted anyway: the case above proves nothing")
+	}
 }

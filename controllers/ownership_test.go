@@ -383,12 +383,7 @@ func installedByAUser(t *testing.T, name string) *apiextensionsv1.CustomResource
 		if err := k8sClient.Delete(ctx, crd); err != nil && !apierrors.IsNotFound(err) {
 			t.Fatal(err)
 		}
-		testutil.Eventually(t, waitTimeout, func() error {
-			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(crd), crd); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("CRD %s not deleted yet (%v)", name, err)
-			}
-			return nil
-		})
+		waitCRDsGone(t, name)
 	})
 	return crd
 }

@@ -59,7 +59,8 @@ type Applier struct {
 	Reader client.Reader
 	Writer client.Client
 	// Uncached answers the ownership check of objects missing from Reader (metadata-only GETs straight from the API
-	// server: an object without the owner label is in no cache); Writer when nil.
+	// server: an object without the owner label is in no cache), and confirms that an object Delete cannot find in
+	// the cache is really gone; Writer when nil (for Delete: no confirmation).
 	Uncached client.Reader
 	// OwnerLabel and Owner select the objects this applier may consider its own: live objects are looked up among
 	// them, and only objects still carrying OwnerLabel=Owner are ever deleted.
@@ -328,7 +329,15 @@ func (a *Applier) DeleteExcept(ctx context.Context, ids []string, keep func(*uns
 		}
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(mapping.GroupVersionKind)
-		if gerr := a.Writer.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: id.Name}, live); gerr != nil {
+		key := client.ObjectKey{Namespace: id.Namespace, Name: id.Name}
+		gerr := a.Writer.Get(ctx, key, live)
+		if apierrors.IsNotFound(gerr) && a.Uncached != nil {
+			// A cache can lag behind the API server: an informer whose CRD was deleted and created again relists
+			// only after its watch's backoff. An object the cache does not know is looked up on the API server
+			// before it counts as gone, or a deletion would leave it behind.
+			gerr = a.Uncached.Get(ctx, key, live)
+		}
+		if gerr != nil {
 			if !apierrors.IsNotFound(gerr) {
 				remaining, errs = append(remaining, entry), append(errs, gerr)
 			}
