@@ -23,6 +23,15 @@ func (f *fakeTimer) end() {
 	}
 }
 
+// endQuiet ends the quiet period, as the clock would, and fails unless the function has run want times in all.
+func endQuiet(t *testing.T, timer *fakeTimer, runs *int, want int, when string) {
+	t.Helper()
+	timer.end()
+	if *runs != want {
+		t.Fatalf("ran %d times %s, want %d", *runs, when, want)
+	}
+}
+
 // newTestSettler returns a settler counting its runs in *runs, and its timer (nil until armed).
 func newTestSettler(runs *int) (*settler, **fakeTimer) {
 	timer := new(*fakeTimer)
@@ -63,18 +72,12 @@ func TestSettlerRunsOnceAfterTheFirstReadyReconcileQuietsDown(t *testing.T) {
 		t.Fatalf("ran %d times while a reconcile was running", runs)
 	}
 	s.ended(false) // a follow-up reconcile ends: quiet starts again
-	(*timer).end()
-	if runs != 1 {
-		t.Fatalf("ran %d times after the quiet period, want once", runs)
-	}
+	endQuiet(t, *timer, &runs, 1, "after the quiet period")
 
 	// Once for the first install: later Ready reconciles do not run it again.
 	s.started()
 	s.ended(true)
-	(*timer).end()
-	if runs != 1 {
-		t.Fatalf("ran %d times, want once", runs)
-	}
+	endQuiet(t, *timer, &runs, 1, "after a later Ready reconcile")
 }
 
 func TestSettlerRunsOnceWhenStartUpIsOverAndOnceAfterTheFirstInstall(t *testing.T) {
@@ -88,30 +91,18 @@ func TestSettlerRunsOnceWhenStartUpIsOverAndOnceAfterTheFirstInstall(t *testing.
 		t.Fatal("the quiet period started while a reconcile runs")
 	}
 	s.ended(false)
-	(*timer).end()
-	if runs != 1 {
-		t.Fatalf("ran %d times after start-up, want once", runs)
-	}
+	endQuiet(t, *timer, &runs, 1, "after start-up")
 	s.startupDone()
-	(*timer).end()
-	if runs != 1 {
-		t.Fatalf("ran %d times after a second start-up signal, want once", runs)
-	}
+	endQuiet(t, *timer, &runs, 1, "after a second start-up signal")
 
 	// The first install, later, runs it a second time; nothing runs it a third.
 	s.started()
 	s.ended(true)
-	(*timer).end()
-	if runs != 2 {
-		t.Fatalf("ran %d times after the first install, want twice", runs)
-	}
+	endQuiet(t, *timer, &runs, 2, "after the first install")
 	s.startupDone()
 	s.started()
 	s.ended(true)
-	(*timer).end()
-	if runs != 2 {
-		t.Fatalf("ran %d times, want twice", runs)
-	}
+	endQuiet(t, *timer, &runs, 2, "after both phases were over")
 }
 
 func TestSettlerWithoutFunctionDoesNothing(t *testing.T) {

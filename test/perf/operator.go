@@ -197,7 +197,6 @@ func (o *operatorProcess) phaseTimes(offset int64) (map[string]time.Duration, in
 	return sums, n, nil
 }
 
-// procKB reads a field of the operator's /proc status in KiB.
 // settledRSS is the operator's RSS in kB two seconds after the moment it is called (the operator just answered its
 // readiness probe, or a mesh just became Ready): past the instant itself, when start-up's or the install's garbage is
 // at its peak (VmHWM reports that), and past the release of what only they needed, which the operator makes once
@@ -207,6 +206,7 @@ func (o *operatorProcess) settledRSS() float64 {
 	return o.procKB("VmRSS")
 }
 
+// procKB reads a field of the operator's /proc status in KiB.
 func (o *operatorProcess) procKB(field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.cmd.Process.Pid))
 	if err != nil {
