@@ -154,6 +154,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		// A replica that stops releases the Lease, so its successor (a rolling update, a restart) starts at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
+		NewCache:                      controllers.NewCache,
 		Client:                        controllers.ClientOptions(),
 	})
 	if err != nil {

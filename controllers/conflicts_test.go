@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/render"
@@ -143,4 +147,71 @@ func names(meshes []meshv1.ServiceMesh) []string {
 		out = append(out, m.Name)
 	}
 	return out
+}
+
+// listingReader is the API server's side of checkConflicts: it answers with meshes and counts the lists.
+type listingReader struct {
+	client.Reader
+	meshes []meshv1.ServiceMesh
+	lists  atomic.Int32
+}
+
+func (r *listingReader) List(_ context.Context, list client.ObjectList, _ ...client.ListOption) error {
+	r.lists.Add(1)
+	l, ok := list.(*meshv1.ServiceMeshList)
+	if !ok {
+		return errors.New("unexpected list")
+	}
+	l.Items = append(l.Items[:0], r.meshes...)
+	return nil
+}
+
+// TestConflictCheckAsksTheAPIServerUnlessTheMeshHoldsAlone checks the decision of checkConflicts: which answers come
+// from the cache and which from the API server. The cache is a stand-in (controller-runtime's fake client): two meshes
+// on a real API server are the envtest tests above.
+func TestConflictCheckAsksTheAPIServerUnlessTheMeshHoldsAlone(t *testing.T) {
+	mesh := func(name string, uid types.UID, age time.Duration, applied bool) meshv1.ServiceMesh {
+		m := meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: name, UID: uid,
+			CreationTimestamp: metav1.NewTime(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(-age))}}
+		if applied {
+			m.Status.Inventory = &meshv1.Inventory{Entries: []string{"_istio-system__Namespace"}}
+		}
+		return m
+	}
+	ours := mesh("ours", "uid-ours", 0, true)
+	fresh := mesh("ours", "uid-ours", 0, false)
+	other := mesh("other", "uid-other", time.Hour, true)
+	cases := []struct {
+		name     string
+		self     meshv1.ServiceMesh
+		cache    []meshv1.ServiceMesh
+		server   []meshv1.ServiceMesh
+		lists    int32
+		conflict bool
+	}{
+		{"applied and alone in the cache", ours, []meshv1.ServiceMesh{ours}, []meshv1.ServiceMesh{ours}, 0, false},
+		// A mesh created a moment ago, not in the cache yet: the API server's list is the answer.
+		{"applied, another mesh only on the server", ours, []meshv1.ServiceMesh{ours}, []meshv1.ServiceMesh{ours, mesh("new", "uid-new", time.Hour, false)}, 0, false},
+		{"nothing applied yet", fresh, []meshv1.ServiceMesh{fresh}, []meshv1.ServiceMesh{fresh, other}, 1, true},
+		{"another mesh in the cache", ours, []meshv1.ServiceMesh{ours, other}, []meshv1.ServiceMesh{ours, other}, 1, true},
+		{"not in the cache yet", ours, nil, []meshv1.ServiceMesh{ours}, 1, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fake.NewClientBuilder().WithScheme(testutil.Scheme)
+			for i := range tc.cache {
+				b = b.WithObjects(tc.cache[i].DeepCopy())
+			}
+			server := &listingReader{meshes: tc.server}
+			r := &ServiceMeshReconciler{Client: b.Build(), APIReader: server}
+			s := &scope{mesh: tc.self.DeepCopy()}
+			_, err := r.checkConflicts(context.Background(), s)
+			if got := server.lists.Load(); got != tc.lists {
+				t.Errorf("%d lists from the API server, want %d", got, tc.lists)
+			}
+			if conflict := err != nil && s.outcome.Reason == meshv1.ReasonConflict; conflict != tc.conflict {
+				t.Errorf("conflict %v (%v), want %v", conflict, err, tc.conflict)
+			}
+		})
+	}
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -30,10 +31,14 @@ import (
 const rolloutRecheck = 30 * time.Second
 
 // checkConflicts stalls a ServiceMesh unless it is the one that manages the Istio control plane: two would render the
-// same cluster-scoped objects (Istio's CRDs, the default validator) and fight over them. The ServiceMeshes are read
-// from the API server, not the cache, so a mesh created a moment ago is seen. The stall is terminal; the watch on
+// same cluster-scoped objects (Istio's CRDs, the default validator) and fight over them. Unless the mesh holds the
+// control plane alone (holdsAlone), the ServiceMeshes are read from the API server, not the cache, so a mesh created
+// a moment ago is seen. The stall is terminal; the watch on
 // ServiceMesh deletions wakes the others when the holder is gone.
 func (r *ServiceMeshReconciler) checkConflicts(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if r.holdsAlone(ctx, s.mesh) {
+		return ctrl.Result{}, nil
+	}
 	meshes := &meshv1.ServiceMeshList{}
 	if err := r.APIReader.List(ctx, meshes); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing ServiceMeshes: %w", err)
@@ -51,15 +56,35 @@ func (r *ServiceMeshReconciler) checkConflicts(ctx context.Context, s *scope) (c
 	}
 }
 
+// holdsAlone reports whether mesh has applied objects (it has an inventory) and the cache holds no other ServiceMesh:
+// then mesh holds the control plane, and the check costs no API request, as in every reconcile of a cluster's one
+// mesh after its first apply. A mesh the cache has not seen yet (created a moment ago) has not been reconciled, so it
+// has applied nothing and cannot take the control plane from one that has: meshes reach the controller through this
+// same cache, which syncs before the first reconcile. A mesh that has applied nothing yet, or sees another, asks the
+// API server, whose list is not behind a mesh created a moment ago or another mesh's inventory.
+func (r *ServiceMeshReconciler) holdsAlone(ctx context.Context, mesh *meshv1.ServiceMesh) bool {
+	if !hasApplied(mesh) {
+		return false
+	}
+	cached := &meshv1.ServiceMeshList{}
+	if err := r.List(ctx, cached); err != nil {
+		return false
+	}
+	return len(cached.Items) == 1 && cached.Items[0].UID == mesh.UID
+}
+
+// hasApplied reports whether a mesh has applied objects: its status holds an inventory.
+func hasApplied(m *meshv1.ServiceMesh) bool {
+	return m.Status.Inventory != nil && len(m.Status.Inventory.Entries) > 0
+}
+
 // controlPlaneHolder picks the one ServiceMesh allowed to manage the control plane, the same whichever mesh asks: one
 // that already applied objects (it has an inventory) keeps them, then the oldest, then the first by name
 // (creationTimestamp has whole seconds). Without the first rule, a mesh reconciled before a same-second mesh with a
 // smaller name existed would proceed, and then that one too. A mesh being deleted holds until it is gone, so its
 // cleanup and the next mesh's install never overlap.
 func controlPlaneHolder(meshes []meshv1.ServiceMesh) *meshv1.ServiceMesh {
-	applied := func(m *meshv1.ServiceMesh) bool {
-		return m.Status.Inventory != nil && len(m.Status.Inventory.Entries) > 0
-	}
+	applied := hasApplied
 	var holder *meshv1.ServiceMesh
 	for i := range meshes {
 		m := &meshes[i]
@@ -441,7 +466,7 @@ func readyComponents(spec meshv1.ServiceMeshSpec) string {
 }
 
 // syncDefinedKinds starts the cache's informers for the kinds that the CRDs among objs define and objs use, and waits
-// until they have synced, checking every 5 ms (at most crdEstablishedWait). Apply reads the live objects of each kind
+// until they have synced, on their sync channels (at most crdEstablishedWait). Apply reads the live objects of each kind
 // from the cache, and a cache read of a kind it has no informer for yet starts one and waits for it, checking only
 // every 100 ms: right after the CRDs of a first install are established, that check alone cost up to 100 ms.
 func (r *ServiceMeshReconciler) syncDefinedKinds(ctx context.Context, objs []*unstructured.Unstructured) {
@@ -472,16 +497,15 @@ func (r *ServiceMeshReconciler) syncDefinedKinds(ctx context.Context, objs []*un
 		}
 		informers = append(informers, informer)
 	}
-	deadline := time.Now().Add(crdEstablishedWait)
-	for _, informer := range informers {
-		for !informer.HasSynced() && time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
+	ctx, cancel := context.WithTimeout(ctx, crdEstablishedWait)
+	defer cancel()
+	waitDone(ctx, func() []toolscache.DoneChecker {
+		out := make([]toolscache.DoneChecker, len(informers))
+		for i, informer := range informers {
+			out[i] = informer.HasSyncedChecker()
 		}
-	}
+		return out
+	})
 }
 
 // crdEstablishedWait bounds how long a reconcile waits, in one pass, for the CRDs it has just applied to be served.

@@ -94,7 +94,7 @@ func runSuite(m *testing.M) int {
 	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: CacheOptions(), Client: ClientOptions()})
+		Cache: CacheOptions(), NewCache: NewCache, Client: ClientOptions()})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "creating manager: %v\n", err)
 		return 1

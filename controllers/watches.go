@@ -88,7 +88,7 @@ var CRDBackedKinds = []schema.GroupVersionKind{
 func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// cert-manager may be installed after the operator starts: a tiny cache that holds only its Certificate CRD (by
 	// name, metadata only) wakes every ServiceMesh up when it appears.
-	crdCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+	crdCache, err := NewCache(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		DefaultFieldSelector: fields.OneTermEqualSelector("metadata.name", certManagerCRD), DefaultTransform: cache.TransformStripManagedFields()})
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	// Only labels are read from these: managedFields would be most of what 2,000 pods' metadata holds.
-	usageCache, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+	usageCache, err := NewCache(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		ByObject: map[client.Object]cache.ByObject{pod: {Label: injected}}, DefaultTransform: usageMetadata})
 	if err != nil {
 		return err

@@ -15,8 +15,11 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -111,10 +114,23 @@ func (c Config) Hash() string {
 // Render returns the objects of every component of the mesh, row by row of Components, labelled and sorted in apply
 // order.
 func Render(cfg Config) ([]*unstructured.Unstructured, error) {
+	// The components render at the same time (each renders its own charts; Istio's CRDs in the base row are most of
+	// the CPU), and their objects are then taken in the table's order.
+	outs := make([][]*unstructured.Unstructured, len(Components))
+	errs := make([]error, len(Components))
+	var wg sync.WaitGroup
+	for i, c := range Components {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = c.Render(cfg)
+		}()
+	}
+	wg.Wait()
 	var objs []*unstructured.Unstructured
 	seenNamespaces := map[string]bool{}
-	for _, c := range Components {
-		out, err := c.Render(cfg)
+	for i, c := range Components {
+		out, err := outs[i], errs[i]
 		if err != nil {
 			return nil, fmt.Errorf("rendering %s: %w", c.Name, err)
 		}
@@ -188,6 +204,12 @@ func renderChart(cfg Config, rev Revision, chartName, release string) ([]*unstru
 
 // renderWithValues renders a loaded chart client-side as release in namespace.
 func renderWithValues(cfg Config, chrt *chart.Chart, values map[string]any, release, namespace string) ([]*unstructured.Unstructured, error) {
+	return renderPlanned(cfg, chrt, withCRDPlan(chrt), values, release, namespace)
+}
+
+// renderPlanned renders chrt through plan, its copy with crdPlanTemplate (see crds.go), or through chrt itself when
+// plan is nil.
+func renderPlanned(cfg Config, chrt, plan *chart.Chart, values map[string]any, release, namespace string) ([]*unstructured.Unstructured, error) {
 	caps := chartutil.DefaultCapabilities.Copy()
 	if kv, err := version.ParseGeneric(cmp.Or(cfg.KubeVersion, "v1.37.0")); err == nil {
 		caps.KubeVersion = chartutil.KubeVersion{
@@ -203,7 +225,11 @@ func renderWithValues(cfg Config, chrt *chart.Chart, values map[string]any, rele
 	if rel, ok := renderValues["Release"].(map[string]any); ok {
 		rel["Service"] = ManagedBy
 	}
-	files, err := engine.Render(chrt, renderValues)
+	rendered := chrt
+	if plan != nil {
+		rendered = plan
+	}
+	files, err := engine.Render(rendered, renderValues)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +243,14 @@ func renderWithValues(cfg Config, chrt *chart.Chart, values map[string]any, rele
 		if path.Ext(name) != ".yaml" && path.Ext(name) != ".yml" {
 			continue // NOTES.txt, helpers
 		}
+		if plan != nil && name == chrt.Name()+"/"+crdTemplate {
+			crds, err := crdsFromPlan(chrt, files[name])
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, crds...)
+			continue
+		}
 		docs, err := decode(files[name])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -227,32 +261,89 @@ func renderWithValues(cfg Config, chrt *chart.Chart, values map[string]any, rele
 }
 
 func decode(manifest string) ([]*unstructured.Unstructured, error) {
+	docs, err := splitDocuments(manifest)
+	if err != nil {
+		return nil, err
+	}
 	var out []*unstructured.Unstructured
+	for _, doc := range docs {
+		u, err := decodeDocument(doc)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// decodeConcurrently is decode with the documents spread over the CPUs: for a large manifest such as Istio's CRDs,
+// whose decoding is most of a render.
+func decodeConcurrently(manifest string) ([]*unstructured.Unstructured, error) {
+	docs, err := splitDocuments(manifest)
+	if err != nil {
+		return nil, err
+	}
+	// Largest first, so that no CPU is left with the largest document at the end.
+	order := make([]int, len(docs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(docs[b]), len(docs[a])) })
+	objs := make([]*unstructured.Unstructured, len(docs))
+	errs := make([]error, len(docs))
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(docs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := int(next.Add(1) - 1); n < len(docs); n = int(next.Add(1) - 1) {
+				i := order[n]
+				objs[i], errs[i] = decodeDocument(docs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(objs, func(u *unstructured.Unstructured) bool { return u == nil }), nil
+}
+
+// splitDocuments returns the non-empty YAML documents of a manifest.
+func splitDocuments(manifest string) ([][]byte, error) {
+	var docs [][]byte
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
 	for {
 		doc, err := reader.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return docs, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
+		if len(bytes.TrimSpace(doc)) > 0 {
+			docs = append(docs, doc)
 		}
-		raw, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			return nil, err
-		}
-		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-			continue // a document of only comments
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
 	}
+}
+
+// decodeDocument decodes one YAML document; nil for a document of only comments.
+func decodeDocument(doc []byte) (*unstructured.Unstructured, error) {
+	raw, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, nil
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 func label(o *unstructured.Unstructured, mesh, component string) {

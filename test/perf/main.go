@@ -43,6 +43,7 @@ var (
 	timeout      = flag.Duration("timeout", 3*time.Minute, "how long one install may take")
 	traceFile    = flag.String("trace", "", "log every request of the operators to this file")
 	operatorArgs = flag.String("operator-args", "", "more command-line arguments for the operator (to compare settings)")
+	onlyTogether = flag.Bool("only-together", false, "run only the trial that starts the operator and creates the ServiceMesh together")
 )
 
 func main() {
@@ -101,6 +102,12 @@ func run() error {
 	var f figures
 	for i := 0; i < *trials && !*onlyScale; i++ {
 		fmt.Fprintf(os.Stderr, "== trial %d of %d\n", i+1, *trials)
+		if *onlyTogether {
+			if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f) }); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, false) }); err != nil {
 			return err
 		}

@@ -68,6 +68,7 @@ func startOperator(c *cluster, manager string) (*operatorProcess, error) {
 	}
 	cmd.Env = append(append(os.Environ(), shipped...), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=default")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	traceMark("starting the operator")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -317,6 +318,13 @@ func (c counts) writes() int {
 // trace, with -trace, logs every request the operator sends (start of watches, end of everything, with status and
 // duration), to see where an install waits.
 var trace *os.File
+
+// traceMark writes a line of the harness's own into the trace (an operator started, a mesh turned Ready).
+func traceMark(format string, args ...any) {
+	if trace != nil {
+		fmt.Fprintf(trace, "%s == %s\n", time.Now().UTC().Format("15:04:05.000000"), fmt.Sprintf(format, args...))
+	}
+}
 
 func newCountingProxy(cfg *rest.Config) (*countingProxy, error) {
 	transport, err := rest.TransportFor(cfg)

@@ -82,7 +82,12 @@ func installMesh(ctx context.Context, c *cluster) error {
 	if err := createMesh(ctx, c); err != nil {
 		return err
 	}
-	return c.waitReady(ctx, "default")
+	traceMark("ServiceMesh created")
+	if err := c.waitReady(ctx, "default"); err != nil {
+		return err
+	}
+	traceMark("ServiceMesh Ready")
+	return nil
 }
 
 func deleteMesh(ctx context.Context, c *cluster) error {

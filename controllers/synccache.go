@@ -1,0 +1,203 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// NewCache is the cache.NewCacheFunc of the operator's caches: cache.New, with the waits for informers to sync made on
+// their sync channels. The cache's own waits check every 100 ms (client-go's poll), and each source of the controller
+// waits three times in a row (for its informer, for the cache, for its handler): at start-up that was most of the time
+// from taking the Lease to the first reconcile. GetInformer waits for a new informer itself, and WaitForCacheSync
+// first waits for the informers handed out and the event handlers added to them, so that the cache's and the source's
+// own waits find everything synced at their first check.
+func NewCache(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
+	c, err := cache.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newSyncingCache(c), nil
+}
+
+func newSyncingCache(c cache.Cache) *syncingCache {
+	return &syncingCache{Cache: c, informers: map[cache.Informer]bool{}, handlers: map[toolscache.ResourceEventHandlerRegistration]bool{}}
+}
+
+type syncingCache struct {
+	cache.Cache
+	started   atomic.Bool
+	mu        sync.Mutex
+	informers map[cache.Informer]bool
+	handlers  map[toolscache.ResourceEventHandlerRegistration]bool
+}
+
+func (c *syncingCache) Start(ctx context.Context) error {
+	c.started.Store(true)
+	return c.Cache.Start(ctx)
+}
+
+// GetInformer is the cache's, except that the wait for a new informer to sync (once the cache has started, unless
+// BlockUntilSynced(false)) is on its sync channel: the cache's own checks every 100 ms, and every source of the
+// controller starts with such a wait.
+func (c *syncingCache) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	i, err := c.Cache.GetInformer(ctx, obj, append(opts, cache.BlockUntilSynced(false))...)
+	if err != nil {
+		return nil, err
+	}
+	return c.waitInformer(ctx, i, fmt.Sprintf("%T", obj), opts)
+}
+
+func (c *syncingCache) GetInformerForKind(ctx context.Context, gvk schema.GroupVersionKind, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	i, err := c.Cache.GetInformerForKind(ctx, gvk, append(opts, cache.BlockUntilSynced(false))...)
+	if err != nil {
+		return nil, err
+	}
+	return c.waitInformer(ctx, i, gvk.String(), opts)
+}
+
+// waitInformer tracks i (before waiting for it: a WaitForCacheSync meanwhile must wait for it too) and waits for it
+// to sync unless opts say not to.
+func (c *syncingCache) waitInformer(ctx context.Context, i cache.Informer, what string, opts []cache.InformerGetOption) (cache.Informer, error) {
+	tracked := c.track(i)
+	o := cache.InformerGetOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if (o.BlockUntilSynced == nil || *o.BlockUntilSynced) && c.started.Load() {
+		select {
+		case <-i.HasSyncedChecker().Done():
+		case <-ctx.Done():
+			return nil, apierrors.NewTimeoutError(fmt.Sprintf("failed waiting for %s informer to sync", what), 0)
+		}
+	}
+	return tracked, nil
+}
+
+func (c *syncingCache) RemoveInformer(ctx context.Context, obj client.Object) error {
+	if err := c.Cache.RemoveInformer(ctx, obj); err != nil {
+		return err
+	}
+	// The informer's handlers go with it; forget everything rather than find out which they were. The wait is then
+	// the cache's own again until the next informers are handed out.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.informers)
+	clear(c.handlers)
+	return nil
+}
+
+// syncRecheck and syncRechecks: after the informers handed out have synced, the cache itself is asked with a
+// deadline of syncRecheck, up to syncRechecks times, before its own wait (every 100 ms) takes over. It knows informers
+// this wrapper did not hand out (a cache read of a new kind starts one), and an informer may be added between the
+// two waits.
+const (
+	syncRecheck  = 5 * time.Millisecond
+	syncRechecks = 20
+)
+
+func (c *syncingCache) WaitForCacheSync(ctx context.Context) bool {
+	for range syncRechecks {
+		if !waitDone(ctx, c.checkers) {
+			return false
+		}
+		short, cancel := context.WithTimeout(ctx, syncRecheck)
+		synced := c.Cache.WaitForCacheSync(short)
+		cancel()
+		if synced {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	return c.Cache.WaitForCacheSync(ctx)
+}
+
+func (c *syncingCache) track(i cache.Informer) cache.Informer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.informers[i] = true
+	return &trackedInformer{Informer: i, c: c}
+}
+
+// checkers returns the sync checkers of every informer handed out and every handler added to one.
+func (c *syncingCache) checkers() []toolscache.DoneChecker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]toolscache.DoneChecker, 0, len(c.informers)+len(c.handlers))
+	for i := range c.informers {
+		out = append(out, i.HasSyncedChecker())
+	}
+	for h := range c.handlers {
+		out = append(out, h.HasSyncedChecker())
+	}
+	return out
+}
+
+// waitDone waits until every checker that checkers returns is done, asking again after each round for those added
+// meanwhile, and reports false if ctx ends first.
+func waitDone(ctx context.Context, checkers func() []toolscache.DoneChecker) bool {
+	for {
+		waited := false
+		for _, d := range checkers() {
+			select {
+			case <-d.Done():
+				continue
+			default:
+			}
+			waited = true
+			select {
+			case <-d.Done():
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if !waited {
+			return true
+		}
+	}
+}
+
+// trackedInformer records the handlers added to an informer, so that syncingCache waits for them too.
+type trackedInformer struct {
+	cache.Informer
+	c *syncingCache
+}
+
+func (i *trackedInformer) AddEventHandler(h toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error) {
+	return i.record(i.Informer.AddEventHandler(h))
+}
+
+func (i *trackedInformer) AddEventHandlerWithResyncPeriod(h toolscache.ResourceEventHandler, resync time.Duration) (toolscache.ResourceEventHandlerRegistration, error) {
+	return i.record(i.Informer.AddEventHandlerWithResyncPeriod(h, resync))
+}
+
+func (i *trackedInformer) AddEventHandlerWithOptions(h toolscache.ResourceEventHandler, opts toolscache.HandlerOptions) (toolscache.ResourceEventHandlerRegistration, error) {
+	return i.record(i.Informer.AddEventHandlerWithOptions(h, opts))
+}
+
+func (i *trackedInformer) RemoveEventHandler(h toolscache.ResourceEventHandlerRegistration) error {
+	i.c.mu.Lock()
+	delete(i.c.handlers, h)
+	i.c.mu.Unlock()
+	return i.Informer.RemoveEventHandler(h)
+}
+
+func (i *trackedInformer) record(h toolscache.ResourceEventHandlerRegistration, err error) (toolscache.ResourceEventHandlerRegistration, error) {
+	if err == nil && h != nil {
+		i.c.mu.Lock()
+		i.c.handlers[h] = true
+		i.c.mu.Unlock()
+	}
+	return h, err
+}
