@@ -102,6 +102,9 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		}
 		return err
 	}
+	// Decode the default mesh's Istio CRDs while the manager is built and the Lease taken: the first install waits
+	// for its render, and these are most of it.
+	controllers.PrefetchFirstRender()
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))

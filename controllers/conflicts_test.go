@@ -149,20 +149,25 @@ func names(meshes []meshv1.ServiceMesh) []string {
 	return out
 }
 
-// listingReader is the API server's side of checkConflicts: it answers with meshes and counts the lists.
+// listingReader is the API server's side of checkConflicts and readLive: it answers with meshes and Deployments, and
+// counts the lists.
 type listingReader struct {
 	client.Reader
-	meshes []meshv1.ServiceMesh
-	lists  atomic.Int32
+	meshes      []meshv1.ServiceMesh
+	deployments []appsv1.Deployment
+	lists       atomic.Int32
 }
 
 func (r *listingReader) List(_ context.Context, list client.ObjectList, _ ...client.ListOption) error {
 	r.lists.Add(1)
-	l, ok := list.(*meshv1.ServiceMeshList)
-	if !ok {
+	switch l := list.(type) {
+	case *meshv1.ServiceMeshList:
+		l.Items = append(l.Items[:0], r.meshes...)
+	case *appsv1.DeploymentList:
+		l.Items = append(l.Items[:0], r.deployments...)
+	default:
 		return errors.New("unexpected list")
 	}
-	l.Items = append(l.Items[:0], r.meshes...)
 	return nil
 }
 

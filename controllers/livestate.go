@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,20 +73,19 @@ func (r *ServiceMeshReconciler) observe(ctx context.Context, s *scope) (ctrl.Res
 	return ctrl.Result{}, nil
 }
 
-// readLive reads the istiod Deployments and the default tag's webhook from the API server, not the cache: a revision
-// just retired, or a tag just moved, must not come back from a cache that has not seen the change yet. The inventory
-// comes from the label-filtered cache: an entry it still lists for an object just deleted is dropped by the next
-// prune, which finds the object gone.
+// readLive reads the istiod Deployments (see istiodDeployments) and the default tag's webhook from the API server, not
+// the cache: a revision just retired, or a tag just moved, must not come back from a cache that has not seen the
+// change yet. The inventory comes from the label-filtered cache: an entry it still lists for an object just deleted is
+// dropped by the next prune, which finds the object gone.
 func (r *ServiceMeshReconciler) readLive(ctx context.Context, mesh *meshv1.ServiceMesh) (liveState, error) {
 	live := liveState{revisions: map[string]string{}, byRevision: map[string][]string{}}
-	deps := &appsv1.DeploymentList{}
-	if err := r.APIReader.List(ctx, deps, client.InNamespace(mesh.Spec.Namespace),
-		client.MatchingLabels{render.LabelOwner: mesh.Name, render.LabelComponent: render.ComponentIstiod}); err != nil {
+	deps, err := r.istiodDeployments(ctx, mesh)
+	if err != nil {
 		return live, fmt.Errorf("listing istiod Deployments: %w", err)
 	}
-	for i := range deps.Items {
-		if rev := deps.Items[i].Labels[render.LabelRevision]; rev != "" {
-			live.revisions[rev] = istiodVersion(&deps.Items[i], mesh.Name)
+	for i := range deps {
+		if rev := deps[i].Labels[render.LabelRevision]; rev != "" {
+			live.revisions[rev] = istiodVersion(&deps[i], mesh.Name)
 		}
 	}
 	if revisionBased(mesh) {
@@ -98,9 +98,38 @@ func (r *ServiceMeshReconciler) readLive(ctx context.Context, mesh *meshv1.Servi
 			live.tagTarget = cmp.Or(h.Labels[render.LabelRevision], h.Labels[labelRev])
 		}
 	}
-	var err error
 	live.inventory, live.byRevision, err = r.liveObjects(ctx, mesh.Name)
 	return live, err
+}
+
+// istiodDeployments lists the mesh's istiod Deployments from the API server, with one exception: a mesh in place that
+// has applied nothing yet (its first install) reads them from the cache. Such a mesh has no revision to retire or tags
+// to move; an istiod the cache lacks could only be one Meshwright created a moment ago from the same spec (its status
+// write failed), which the install renders the same again. That spares the first install the API server's wait for a
+// consistent list: its watch cache of Deployments waits for etcd's next progress notification, up to 100 ms, when the
+// last writes were to other kinds (the ServiceMesh's finalizer, just added).
+func (r *ServiceMeshReconciler) istiodDeployments(ctx context.Context, mesh *meshv1.ServiceMesh) ([]appsv1.Deployment, error) {
+	selector := []client.ListOption{client.InNamespace(mesh.Spec.Namespace),
+		client.MatchingLabels{render.LabelOwner: mesh.Name, render.LabelComponent: render.ComponentIstiod}}
+	if !revisionBased(mesh) && !hasApplied(mesh) {
+		cached := &unstructured.UnstructuredList{}
+		cached.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DeploymentList"))
+		if err := r.List(ctx, cached, selector...); err != nil {
+			return nil, err
+		}
+		deps := make([]appsv1.Deployment, len(cached.Items))
+		for i := range cached.Items {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(cached.Items[i].Object, &deps[i]); err != nil {
+				return nil, err
+			}
+		}
+		return deps, nil
+	}
+	deps := &appsv1.DeploymentList{}
+	if err := r.APIReader.List(ctx, deps, selector...); err != nil {
+		return nil, err
+	}
+	return deps.Items, nil
 }
 
 // liveObjects lists, from the cache, the inventory entries of the objects of a rendered kind labelled as the mesh's.

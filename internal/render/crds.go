@@ -11,6 +11,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshwright/meshwright/internal/istio"
 )
 
 // Istio's base chart renders its CRDs in templates/crds.yaml: for each CRD of files/crd-all.gen.yaml it parses the
@@ -95,7 +97,7 @@ func crdsFromPlan(chrt *chart.Chart, out string) ([]*unstructured.Unstructured, 
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		return nil, fmt.Errorf("reading the CRD plan %q: %w", out, err)
 	}
-	objs, err := decodeConcurrently(string(crdFileOf(chrt).Data))
+	objs, err := decodedCRDs(chrt)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", crdFile, err)
 	}
@@ -114,4 +116,46 @@ func crdsFromPlan(chrt *chart.Chart, out string) ([]*unstructured.Unstructured, 
 		kept = append(kept, o)
 	}
 	return kept, nil
+}
+
+// A prefetch decodes a base chart's CRDs before the render that needs them starts: at start-up the operator decodes
+// them while it waits for the API server (discovery, the Lease), so that the first render, which the first install
+// waits for, finds them done. Each prefetch serves one render, which takes its objects.
+type prefetch struct {
+	done chan struct{}
+	objs []*unstructured.Unstructured
+	err  error
+}
+
+var prefetches sync.Map // *chart.Chart → *prefetch
+
+// PrefetchCRDs starts decoding the CRDs of version v's base chart in the background, for the next render of v.
+func PrefetchCRDs(v istio.Version) {
+	chrt, err := istio.LoadChart(v, istio.ChartBase)
+	if err != nil || crdFileOf(chrt) == nil {
+		return // the render reports it
+	}
+	p := &prefetch{done: make(chan struct{})}
+	if _, running := prefetches.LoadOrStore(chrt, p); running {
+		return
+	}
+	go func() {
+		defer close(p.done)
+		p.objs, p.err = decodeConcurrently(string(crdFileOf(chrt).Data))
+	}()
+}
+
+// ForgetPrefetched drops the prefetches no render took (a render of another version came first), so that their
+// objects are not held for the life of the process.
+func ForgetPrefetched() {
+	prefetches.Clear()
+}
+
+// decodedCRDs returns chrt's CRDs, from its prefetch if one was made, else decoded now.
+func decodedCRDs(chrt *chart.Chart) ([]*unstructured.Unstructured, error) {
+	if p, ok := prefetches.LoadAndDelete(chrt); ok {
+		<-p.(*prefetch).done
+		return p.(*prefetch).objs, p.(*prefetch).err
+	}
+	return decodeConcurrently(string(crdFileOf(chrt).Data))
 }

@@ -5,6 +5,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/istio"
@@ -77,5 +78,55 @@ func TestCRDPlanMatchesTheChartsOwnTemplate(t *testing.T) {
 				t.Logf("%d objects, %d CRDs", len(want), crds)
 			})
 		}
+	}
+}
+
+// TestAPrefetchServesOneRender checks that a render takes the CRDs PrefetchCRDs decoded, with the same result as a
+// render without one, and that the next render decodes its own (renders never share objects).
+func TestAPrefetchServesOneRender(t *testing.T) {
+	v := istio.DefaultCatalog.Versions[0]
+	cfg := Config{MeshName: "default", Namespace: "istio-system", Hub: istio.DefaultCatalog.Hub, Version: v,
+		KubeVersion: "v1.37.0", Spec: meshv1.DefaultSpec()}
+	want, err := Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chrt, err := istio.LoadChart(v, istio.ChartBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	PrefetchCRDs(v)
+	p, ok := prefetches.Load(chrt)
+	if !ok {
+		t.Fatal("PrefetchCRDs started no prefetch")
+	}
+	<-p.(*prefetch).done
+	first, err := Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := prefetches.Load(chrt); ok {
+		t.Fatal("the render did not take the prefetch")
+	}
+	if !equality.Semantic.DeepEqual(first, want) {
+		t.Fatal("a render with the prefetched CRDs differs from one without")
+	}
+	taken := map[*unstructured.Unstructured]bool{}
+	for _, o := range p.(*prefetch).objs {
+		taken[o] = true
+	}
+	second, err := Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range second {
+		if taken[o] {
+			t.Fatalf("the next render shares %s with the one that took the prefetch", o.GetName())
+		}
+	}
+	PrefetchCRDs(v)
+	ForgetPrefetched()
+	if _, ok := prefetches.Load(chrt); ok {
+		t.Fatal("ForgetPrefetched left a prefetch")
 	}
 }
