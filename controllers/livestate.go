@@ -73,9 +73,9 @@ func (r *ServiceMeshReconciler) observe(ctx context.Context, s *scope) (ctrl.Res
 	return ctrl.Result{}, nil
 }
 
-// readLive reads the istiod Deployments (see istiodDeployments) and the default tag's webhook from the API server, not
-// the cache: a revision just retired, or a tag just moved, must not come back from a cache that has not seen the
-// change yet. The inventory comes from the label-filtered cache: an entry it still lists for an object just deleted is
+// readLive reads the istiod Deployments (see istiodDeployments) and, for a RevisionBased mesh, the default tag's
+// webhook from the API server, not the cache: a revision just retired, or a tag just moved, must not come back from a
+// cache that has not seen the change yet. The inventory comes from the label-filtered cache: an entry it still lists for an object just deleted is
 // dropped by the next prune, which finds the object gone.
 func (r *ServiceMeshReconciler) readLive(ctx context.Context, mesh *meshv1.ServiceMesh) (liveState, error) {
 	live := liveState{revisions: map[string]string{}, byRevision: map[string][]string{}}
@@ -102,16 +102,18 @@ func (r *ServiceMeshReconciler) readLive(ctx context.Context, mesh *meshv1.Servi
 	return live, err
 }
 
-// istiodDeployments lists the mesh's istiod Deployments from the API server, with one exception: a mesh in place that
-// has applied nothing yet (its first install) reads them from the cache. Such a mesh has no revision to retire or tags
-// to move; an istiod the cache lacks could only be one Meshwright created a moment ago from the same spec (its status
-// write failed), which the install renders the same again. That spares the first install the API server's wait for a
-// consistent list: its watch cache of Deployments waits for etcd's next progress notification, up to 100 ms, when the
-// last writes were to other kinds (the ServiceMesh's finalizer, just added).
+// istiodDeployments lists the mesh's istiod Deployments: from the API server for a RevisionBased mesh, whose retired
+// revisions and moved tags must not come back from a cache that has not seen the change yet; from the cache for a mesh
+// in place. In place there is one istiod, never retired while the mesh lives, and any state of it the cache is behind
+// on comes with an event that reconciles the mesh again: one Meshwright created a moment ago was rendered from the same
+// spec and version, which the reconcile renders the same again; one deleted or edited by someone else is repaired when
+// the event arrives, as apply, which reads the cache too, would do anyway. A consistent list from the API server
+// waits for etcd's next progress notification, up to 100 ms, whenever the last writes were to other kinds (the mesh's
+// own status, just written): in every reconcile in place, including the one that sees istiod Available.
 func (r *ServiceMeshReconciler) istiodDeployments(ctx context.Context, mesh *meshv1.ServiceMesh) ([]appsv1.Deployment, error) {
 	selector := []client.ListOption{client.InNamespace(mesh.Spec.Namespace),
 		client.MatchingLabels{render.LabelOwner: mesh.Name, render.LabelComponent: render.ComponentIstiod}}
-	if !revisionBased(mesh) && !hasApplied(mesh) {
+	if !revisionBased(mesh) {
 		cached := &unstructured.UnstructuredList{}
 		cached.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DeploymentList"))
 		if err := r.List(ctx, cached, selector...); err != nil {

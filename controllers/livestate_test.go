@@ -14,11 +14,11 @@ import (
 	"github.com/meshwright/meshwright/internal/testutil"
 )
 
-// TestOnlyAFirstInstallInPlaceReadsIstiodFromTheCache checks where readLive lists a mesh's istiod Deployments from:
-// the cache only for a mesh in place that has applied nothing, the API server otherwise. The cache and the API server
+// TestOnlyAMeshInPlaceReadsIstiodFromTheCache checks where readLive lists a mesh's istiod Deployments from: the cache
+// for a mesh in place, the API server for a RevisionBased one. The cache and the API server
 // are stand-ins holding different Deployments, so the answer says which was read; how the real ones answer is the
 // envtest suite's (revisions_test.go, status_rebuild_test.go).
-func TestOnlyAFirstInstallInPlaceReadsIstiodFromTheCache(t *testing.T) {
+func TestOnlyAMeshInPlaceReadsIstiodFromTheCache(t *testing.T) {
 	istiod := func(version string) appsv1.Deployment {
 		return appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "istiod", Namespace: "istio-system", Labels: map[string]string{
@@ -46,8 +46,9 @@ func TestOnlyAFirstInstallInPlaceReadsIstiodFromTheCache(t *testing.T) {
 		wantVersion string
 	}{
 		{"in place, nothing applied", mesh(false, false), true, "1.30.4"},
-		{"in place, applied", mesh(false, true), false, "1.31.0"},
+		{"in place, applied", mesh(false, true), true, "1.30.4"},
 		{"revision-based, nothing applied", mesh(true, false), false, "1.31.0"},
+		{"revision-based, applied", mesh(true, true), false, "1.31.0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
