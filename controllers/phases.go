@@ -512,7 +512,8 @@ func (r *ServiceMeshReconciler) syncDefinedKinds(ctx context.Context, objs []*un
 const crdEstablishedWait = 10 * time.Second
 
 // waitEstablished waits until every CRD among objs is Established, as the labelled cache sees it (its watch brings
-// each status change; read every 20 ms without copying, at most crdEstablishedWait), and reports whether they all are.
+// each status change; read without copying at each change, at least every 100 ms, at most crdEstablishedWait), and
+// reports whether they all are.
 func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*unstructured.Unstructured) bool {
 	want := map[string]bool{}
 	for _, o := range objs {
@@ -522,6 +523,25 @@ func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*uns
 	}
 	if len(want) == 0 {
 		return false
+	}
+	// Each change the cache sees to a CRD wakes the wait (the API server establishes CRDs one after another); a
+	// periodic check covers a change that came before the handler was added.
+	changed := make(chan struct{}, 1)
+	wake := func(any) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	if r.cache != nil {
+		crd := &unstructured.Unstructured{}
+		crd.SetGroupVersionKind(crdGVK)
+		if informer, err := r.cache.GetInformer(ctx, crd); err == nil {
+			if h, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: wake,
+				UpdateFunc: func(_, o any) { wake(o) }}); err == nil {
+				defer func() { _ = informer.RemoveEventHandler(h) }()
+			}
+		}
 	}
 	deadline := time.Now().Add(crdEstablishedWait)
 	for time.Now().Before(deadline) {
@@ -550,7 +570,8 @@ func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*uns
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(20 * time.Millisecond):
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	return false
