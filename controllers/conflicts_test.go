@@ -2,12 +2,9 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/render"
@@ -149,74 +145,67 @@ func names(meshes []meshv1.ServiceMesh) []string {
 	return out
 }
 
-// listingReader is the API server's side of checkConflicts and readLive: it answers with meshes and Deployments, and
-// counts the lists.
-type listingReader struct {
-	client.Reader
-	meshes      []meshv1.ServiceMesh
-	deployments []appsv1.Deployment
-	lists       atomic.Int32
-}
-
-func (r *listingReader) List(_ context.Context, list client.ObjectList, _ ...client.ListOption) error {
-	r.lists.Add(1)
-	switch l := list.(type) {
-	case *meshv1.ServiceMeshList:
-		l.Items = append(l.Items[:0], r.meshes...)
-	case *appsv1.DeploymentList:
-		l.Items = append(l.Items[:0], r.deployments...)
-	default:
-		return errors.New("unexpected list")
-	}
-	return nil
-}
-
-// TestConflictCheckAsksTheAPIServerUnlessTheMeshHoldsAlone checks the decision of checkConflicts: which answers come
-// from the cache and which from the API server. The cache is a stand-in (controller-runtime's fake client): two meshes
-// on a real API server are the envtest tests above.
+// TestConflictCheckAsksTheAPIServerUnlessTheMeshHoldsAlone checks the decision of checkConflicts against envtest's API
+// server and the manager's cache: which answers come from the cache and which from the API server. The meshes are
+// paused, so the suite's controller writes nothing but their conditions; the check runs on its own reconciler, whose
+// API reader counts its lists.
 func TestConflictCheckAsksTheAPIServerUnlessTheMeshHoldsAlone(t *testing.T) {
-	mesh := func(name string, uid types.UID, age time.Duration, applied bool) meshv1.ServiceMesh {
-		m := meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: name, UID: uid,
-			CreationTimestamp: metav1.NewTime(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(-age))}}
-		if applied {
-			m.Status.Inventory = &meshv1.Inventory{Entries: []string{"_istio-system__Namespace"}}
+	ctx := context.Background()
+	paused := func(m *meshv1.ServiceMesh) {
+		metav1.SetMetaDataAnnotation(&m.ObjectMeta, meshv1.AnnotationPaused, "true")
+	}
+	markApplied := func(m *meshv1.ServiceMesh) {
+		t.Helper()
+		before := m.DeepCopy()
+		m.Status.Inventory = &meshv1.Inventory{Entries: []string{"_" + m.Spec.Namespace + "__Namespace"}}
+		if err := k8sClient.Status().Patch(ctx, m, client.MergeFrom(before)); err != nil {
+			t.Fatal(err)
 		}
-		return m
 	}
-	ours := mesh("ours", "uid-ours", 0, true)
-	fresh := mesh("ours", "uid-ours", 0, false)
-	other := mesh("other", "uid-other", time.Hour, true)
-	cases := []struct {
-		name     string
-		self     meshv1.ServiceMesh
-		cache    []meshv1.ServiceMesh
-		server   []meshv1.ServiceMesh
-		lists    int32
-		conflict bool
-	}{
-		{"applied and alone in the cache", ours, []meshv1.ServiceMesh{ours}, []meshv1.ServiceMesh{ours}, 0, false},
-		// A mesh created a moment ago, not in the cache yet: the API server's list is the answer.
-		{"applied, another mesh only on the server", ours, []meshv1.ServiceMesh{ours}, []meshv1.ServiceMesh{ours, mesh("new", "uid-new", time.Hour, false)}, 0, false},
-		{"nothing applied yet", fresh, []meshv1.ServiceMesh{fresh}, []meshv1.ServiceMesh{fresh, other}, 1, true},
-		{"another mesh in the cache", ours, []meshv1.ServiceMesh{ours, other}, []meshv1.ServiceMesh{ours, other}, 1, true},
-		{"not in the cache yet", ours, nil, []meshv1.ServiceMesh{ours}, 1, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			b := fake.NewClientBuilder().WithScheme(testutil.Scheme)
-			for i := range tc.cache {
-				b = b.WithObjects(tc.cache[i].DeepCopy())
+	// cachedMeshes waits until the manager's cache holds exactly these meshes, with their inventories.
+	cachedMeshes := func(want ...*meshv1.ServiceMesh) {
+		t.Helper()
+		testutil.Eventually(t, waitTimeout, func() error {
+			list := &meshv1.ServiceMeshList{}
+			if err := reconciler.Client.List(ctx, list); err != nil {
+				return err
 			}
-			server := &listingReader{meshes: tc.server}
-			r := &ServiceMeshReconciler{Client: b.Build(), APIReader: server}
-			s := &scope{mesh: tc.self.DeepCopy()}
-			_, err := r.checkConflicts(context.Background(), s)
-			if got := server.lists.Load(); got != tc.lists {
-				t.Errorf("%d lists from the API server, want %d", got, tc.lists)
+			if len(list.Items) != len(want) {
+				return fmt.Errorf("the cache holds %d ServiceMeshes, want %d", len(list.Items), len(want))
 			}
-			if conflict := err != nil && s.outcome.Reason == meshv1.ReasonConflict; conflict != tc.conflict {
-				t.Errorf("conflict %v (%v), want %v", conflict, err, tc.conflict)
+			for _, w := range want {
+				i := slices.IndexFunc(list.Items, func(m meshv1.ServiceMesh) bool { return m.UID == w.UID })
+				if i < 0 || hasApplied(&list.Items[i]) != hasApplied(w) {
+					return fmt.Errorf("the cache does not hold ServiceMesh %s as it is yet", w.Name)
+				}
 			}
+			return nil
 		})
 	}
+	check := func(self *meshv1.ServiceMesh, wantLists int, wantConflict bool) {
+		t.Helper()
+		server := &countingReader{Reader: managerAPIReader}
+		r := &ServiceMeshReconciler{Client: reconciler.Client, APIReader: server}
+		s := &scope{mesh: self.DeepCopy()}
+		_, err := r.checkConflicts(ctx, s)
+		if got := server.lists; got != wantLists {
+			t.Errorf("%d lists from the API server, want %d", got, wantLists)
+		}
+		if conflict := err != nil && s.outcome.Reason == meshv1.ReasonConflict; conflict != wantConflict {
+			t.Errorf("conflict %v (%v), want %v", conflict, err, wantConflict)
+		}
+	}
+
+	// Created first, and first by name: the holder among meshes that both applied objects.
+	other := createMesh(t, "holds-a-other", paused)
+	ours := createMesh(t, "holds-b-ours", paused)
+	markApplied(other)
+	cachedMeshes(other, ours)
+	t.Run("nothing applied yet, another mesh holds", func(t *testing.T) { check(ours, 1, true) })
+	markApplied(ours)
+	cachedMeshes(other, ours)
+	t.Run("applied, another applied mesh in the cache", func(t *testing.T) { check(ours, 1, true) })
+	deleteMesh(t, other)
+	cachedMeshes(ours)
+	t.Run("applied and alone in the cache", func(t *testing.T) { check(ours, 0, false) })
 }

@@ -391,12 +391,17 @@ func installedByAUser(t *testing.T, name string) *apiextensionsv1.CustomResource
 // countingReader counts the reads that reach the API server.
 type countingReader struct {
 	client.Reader
-	gets int
+	gets, lists int
 }
 
 func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	c.gets++
 	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.lists++
+	return c.Reader.List(ctx, list, opts...)
 }
 
 func TestTheOwnershipCheckAsksTheAPIServerOnlyAboutObjectsMissingFromTheCache(t *testing.T) {

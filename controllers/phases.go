@@ -84,15 +84,14 @@ func hasApplied(m *meshv1.ServiceMesh) bool {
 // smaller name existed would proceed, and then that one too. A mesh being deleted holds until it is gone, so its
 // cleanup and the next mesh's install never overlap.
 func controlPlaneHolder(meshes []meshv1.ServiceMesh) *meshv1.ServiceMesh {
-	applied := hasApplied
 	var holder *meshv1.ServiceMesh
 	for i := range meshes {
 		m := &meshes[i]
 		switch {
 		case holder == nil:
 			holder = m
-		case applied(m) != applied(holder):
-			if applied(m) {
+		case hasApplied(m) != hasApplied(holder):
+			if hasApplied(m) {
 				holder = m
 			}
 		case !m.CreationTimestamp.Equal(&holder.CreationTimestamp):
