@@ -51,6 +51,8 @@ type options struct {
 }
 
 func main() {
+	// Until start-up is over (the settled function below), the collector runs less often.
+	restoreGC := memtrim.RelaxGCForStartup()
 	var o options
 	// In a cluster the operator may run with several replicas; out of it (make run, make demo) one process is usual.
 	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
@@ -87,14 +89,14 @@ func main() {
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
-	if err := run(ctrl.SetupSignalHandler(), cfg, o); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), cfg, o, restoreGC); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "Operator stopped with an error")
 		os.Exit(1)
 	}
 }
 
 // run waits for the ServiceMesh CRD, then runs the manager until ctx ends.
-func run(ctx context.Context, cfg *rest.Config, o options) error {
+func run(ctx context.Context, cfg *rest.Config, o options, restoreGC func()) error {
 	log := ctrl.Log.WithName("setup")
 	if err := waitForServiceMeshCRD(ctx, cfg, o.probeAddr); err != nil {
 		if ctx.Err() != nil {
@@ -171,6 +173,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		reconciler.Client = fence.Client(reconciler.Client)
 	}
 	reconciler.SetSettled(func() {
+		restoreGC()
 		released, err := memtrim.Release()
 		if err != nil {
 			log.Error(err, "Releasing the memory only start-up used")

@@ -66,7 +66,7 @@ func TestTheOperatorWaitsForItsCRDAndStaysHealthy(t *testing.T) {
 	probeAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, options{metricsAddr: "0", probeAddr: probeAddr}) }()
+	go func() { done <- run(ctx, cfg, options{metricsAddr: "0", probeAddr: probeAddr}, func() {}) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

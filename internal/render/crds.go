@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -141,7 +142,9 @@ func PrefetchCRDs(v istio.Version) {
 	}
 	go func() {
 		defer close(p.done)
-		p.objs, p.err = decodeConcurrently(string(crdFileOf(chrt).Data))
+		// One goroutine: the process meanwhile starts its manager, takes the Lease and syncs its informers, which the
+		// first install waits for as much as for this; it is done long before they are.
+		p.objs, p.err = decodeConcurrently(string(crdFileOf(chrt).Data), 1)
 	}()
 }
 
@@ -157,5 +160,5 @@ func decodedCRDs(chrt *chart.Chart) ([]*unstructured.Unstructured, error) {
 		<-p.(*prefetch).done
 		return p.(*prefetch).objs, p.(*prefetch).err
 	}
-	return decodeConcurrently(string(crdFileOf(chrt).Data))
+	return decodeConcurrently(string(crdFileOf(chrt).Data), runtime.GOMAXPROCS(0))
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -278,9 +277,9 @@ func decode(manifest string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// decodeConcurrently is decode with the documents spread over the CPUs: for a large manifest such as Istio's CRDs,
-// whose decoding is most of a render.
-func decodeConcurrently(manifest string) ([]*unstructured.Unstructured, error) {
+// decodeConcurrently is decode with the documents spread over up to workers goroutines: for a large manifest such as
+// Istio's CRDs, whose decoding is most of a render.
+func decodeConcurrently(manifest string, workers int) ([]*unstructured.Unstructured, error) {
 	docs, err := splitDocuments(manifest)
 	if err != nil {
 		return nil, err
@@ -295,7 +294,7 @@ func decodeConcurrently(manifest string) ([]*unstructured.Unstructured, error) {
 	errs := make([]error, len(docs))
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(docs)) {
+	for range max(1, min(workers, len(docs))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

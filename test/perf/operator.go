@@ -222,27 +222,13 @@ func (o *operatorProcess) procKB(field string) float64 {
 	return 0
 }
 
-// cpuTime is the CPU time the operator process has used so far (utime + stime of /proc/<pid>/stat). The kernel
-// reports it in clock ticks of USER_HZ, which is 100 on every Linux architecture Go supports.
+// cpuTime is the CPU time the operator process has used so far.
 func (o *operatorProcess) cpuTime() (time.Duration, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", o.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) may hold spaces; fields are counted after its closing parenthesis.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", o.cmd.Process.Pid)
-	}
-	var ticks int64
-	for _, f := range fields[11:13] { // utime and stime, fields 14 and 15 of stat
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("reading /proc/%d/stat: %w", o.cmd.Process.Pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	return statCPU(string(data))
 }
 
 // reconcileTotals returns the "total" duration of every reconcile logged after offset.
