@@ -53,6 +53,7 @@ type options struct {
 func main() {
 	// Until start-up is over (the settled function below), the collector runs less often.
 	restoreGC := memtrim.RelaxGCForStartup()
+	controllers.ListInformersFromTheWatchCache()
 	var o options
 	// In a cluster the operator may run with several replicas; out of it (make run, make demo) one process is usual.
 	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")

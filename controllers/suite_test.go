@@ -56,6 +56,8 @@ func runSuite(m *testing.M) int {
 		logLevel = zapcore.Level(-2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(logLevel)))
+	// As main does: the suite's informers start the way the operator's do.
+	ListInformersFromTheWatchCache()
 
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, which builds kube-apiserver and etcd")

@@ -3,7 +3,9 @@ package apply
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -90,12 +92,39 @@ func driftedField(desired, live any, path string) string {
 	return path
 }
 
+// number returns a number's value in one notation, so that the same value compares equal whatever its Go type: an
+// integer decoded from JSON or YAML is an int64, the same field converted from a typed object a float64 when its Go
+// field is one (a CRD schema's maximum).
 func number(v any) (string, bool) {
 	switch n := v.(type) {
-	case int, int32, int64, float32, float64, json.Number:
-		return fmt.Sprint(n), true
+	case int:
+		return strconv.FormatInt(int64(n), 10), true
+	case int32:
+		return strconv.FormatInt(int64(n), 10), true
+	case int64:
+		return strconv.FormatInt(n, 10), true
+	case float32:
+		return floatValue(float64(n)), true
+	case float64:
+		return floatValue(n), true
+	case json.Number:
+		if i, err := n.Int64(); err == nil {
+			return strconv.FormatInt(i, 10), true
+		}
+		if f, err := n.Float64(); err == nil {
+			return floatValue(f), true
+		}
+		return n.String(), true
 	}
 	return "", false
+}
+
+// floatValue writes an integral float as the integer it is (exactly, up to 2^53), any other in Go's shortest form.
+func floatValue(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 func isEmpty(v any) bool {

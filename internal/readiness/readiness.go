@@ -82,20 +82,21 @@ func StatefulSet(ss *appsv1.StatefulSet) (bool, string) {
 // any other kind, or an object that does not convert.
 func Workload(u *unstructured.Unstructured) (ready bool, message string, ok bool) {
 	var err error
+	rollout := rolloutFields(u.Object)
 	switch u.GetKind() {
 	case "Deployment":
 		d := &appsv1.Deployment{}
-		if err = runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, d); err == nil {
+		if err = runtime.DefaultUnstructuredConverter.FromUnstructured(rollout, d); err == nil {
 			ready, message = Deployment(d)
 		}
 	case "DaemonSet":
 		ds := &appsv1.DaemonSet{}
-		if err = runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ds); err == nil {
+		if err = runtime.DefaultUnstructuredConverter.FromUnstructured(rollout, ds); err == nil {
 			ready, message = DaemonSet(ds)
 		}
 	case "StatefulSet":
 		ss := &appsv1.StatefulSet{}
-		if err = runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ss); err == nil {
+		if err = runtime.DefaultUnstructuredConverter.FromUnstructured(rollout, ss); err == nil {
 			ready, message = StatefulSet(ss)
 		}
 	default:
@@ -105,4 +106,21 @@ func Workload(u *unstructured.Unstructured) (ready bool, message string, ok bool
 		return false, fmt.Sprintf("%s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err), false
 	}
 	return ready, message, true
+}
+
+// rolloutFields is the part of a workload its rollout is judged on: metadata, status and the spec's replicas. The
+// pod template, most of a workload and of converting it, is left out (shallowly: obj is not modified).
+func rolloutFields(obj map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"apiVersion", "kind", "metadata", "status"} {
+		if v, ok := obj[k]; ok {
+			out[k] = v
+		}
+	}
+	if spec, ok := obj["spec"].(map[string]any); ok {
+		if replicas, ok := spec["replicas"]; ok {
+			out["spec"] = map[string]any{"replicas": replicas}
+		}
+	}
+	return out
 }

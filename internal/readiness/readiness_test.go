@@ -1,6 +1,7 @@
 package readiness
 
 import (
+	"k8s.io/apimachinery/pkg/api/equality"
 	"strings"
 	"testing"
 
@@ -123,5 +124,28 @@ func TestWorkloadReadsEveryKindUnstructured(t *testing.T) {
 	cm.SetKind("ConfigMap")
 	if _, _, ok := Workload(cm); ok {
 		t.Error("Workload(ConfigMap) claims to know a ConfigMap's rollout")
+	}
+}
+
+// Workload judges a rollout on metadata, status and spec.replicas only, and leaves the object it reads as it was.
+func TestWorkloadReadsReplicasAndLeavesTheObjectAlone(t *testing.T) {
+	replicas := int32(3)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "istiod", Namespace: "istio-system", Generation: 1},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "discovery", Image: "istio/pilot"}}}}},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}}
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: raw}
+	u.SetKind("Deployment")
+	before := u.DeepCopy()
+	ready, msg, ok := Workload(u)
+	if !ok || ready || !strings.Contains(msg, "2 of 3 replicas updated") {
+		t.Errorf("Workload = %v, %q, %v; want not ready, 2 of 3 replicas updated", ready, msg, ok)
+	}
+	if !equality.Semantic.DeepEqual(before.Object, u.Object) {
+		t.Error("Workload modified the object it read")
 	}
 }
