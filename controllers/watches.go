@@ -18,9 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -122,6 +124,10 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
 			predicate.LabelChangedPredicate{}, deletionPredicate{}, statusStateLost{}))).
 		Named("servicemesh").
+		// The sources (their informers: the operator's own objects, label-filtered, and injected pods' labels) start
+		// while the Lease is still being taken, not after: a first install does not wait for both one after the other,
+		// and a standby replica that takes over has them synced already. It reconciles nothing until it leads.
+		WithOptions(controller.Options{EnableWarmup: ptr.To(true)}).
 		// A ServiceMesh stalled by Conflict waits for the one holding the control plane to be gone.
 		Watches(&meshv1.ServiceMesh{}, handler.EnqueueRequestsFromMapFunc(r.allMeshes), builder.WithPredicates(deleteOnly{}))
 	for _, gvk := range WatchedKinds {
