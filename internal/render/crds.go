@@ -144,7 +144,7 @@ func PrefetchCRDs(v istio.Version) {
 		defer close(p.done)
 		// One goroutine: the process meanwhile starts its manager, takes the Lease and syncs its informers, which the
 		// first install waits for as much as for this; it is done long before they are.
-		p.objs, p.err = decodeConcurrently(string(crdFileOf(chrt).Data), 1)
+		p.objs, p.err = decodeCRDs(string(crdFileOf(chrt).Data), 1)
 	}()
 }
 
@@ -160,5 +160,5 @@ func decodedCRDs(chrt *chart.Chart) ([]*unstructured.Unstructured, error) {
 		<-p.(*prefetch).done
 		return p.(*prefetch).objs, p.(*prefetch).err
 	}
-	return decodeConcurrently(string(crdFileOf(chrt).Data), runtime.GOMAXPROCS(0))
+	return decodeCRDs(string(crdFileOf(chrt).Data), runtime.GOMAXPROCS(0))
 }

@@ -277,9 +277,9 @@ func decode(manifest string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// decodeConcurrently is decode with the documents spread over up to workers goroutines: for a large manifest such as
-// Istio's CRDs, whose decoding is most of a render.
-func decodeConcurrently(manifest string, workers int) ([]*unstructured.Unstructured, error) {
+// decodeCRDs decodes a CRD file (decodeCRDDocument) with the documents spread over up to workers goroutines: Istio's
+// CRDs are most of what a render decodes.
+func decodeCRDs(manifest string, workers int) ([]*unstructured.Unstructured, error) {
 	docs, err := splitDocuments(manifest)
 	if err != nil {
 		return nil, err
@@ -300,7 +300,7 @@ func decodeConcurrently(manifest string, workers int) ([]*unstructured.Unstructu
 			defer wg.Done()
 			for n := int(next.Add(1) - 1); n < len(docs); n = int(next.Add(1) - 1) {
 				i := order[n]
-				objs[i], errs[i] = decodeDocument(docs[i])
+				objs[i], errs[i] = decodeCRDDocument(docs[i])
 			}
 		}()
 	}

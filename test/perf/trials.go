@@ -259,7 +259,7 @@ func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figur
 		return err
 	}
 	start := time.Now()
-	o, err := startOperator(c, manager)
+	o, err := startOperatorDirect(c, manager)
 	if err != nil {
 		return err
 	}
