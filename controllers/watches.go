@@ -95,7 +95,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(crdCache); err != nil {
+	if err := mgr.Add(startsWithTheManager{crdCache}); err != nil {
 		return err
 	}
 	crd := &metav1.PartialObjectMetadata{}
@@ -116,7 +116,7 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(usageCache); err != nil {
+	if err := mgr.Add(startsWithTheManager{usageCache}); err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -176,6 +176,13 @@ func (r *ServiceMeshReconciler) ensureWatches(ctx context.Context, group string)
 		r.watched[gvk] = true
 	}
 }
+
+// startsWithTheManager has the manager start a cache of the controller's with its own cache, before the Lease is taken
+// (mgr.Add starts a runnable that is not a cache only once the replica leads). The controller's sources on it start
+// before the Lease too (EnableWarmup), and their informers list while the Lease is taken instead of after it.
+type startsWithTheManager struct{ cache.Cache }
+
+func (c startsWithTheManager) GetCache() cache.Cache { return c.Cache }
 
 // allMeshes maps any event to every ServiceMesh.
 func (r *ServiceMeshReconciler) allMeshes(ctx context.Context, _ client.Object) []reconcile.Request {
