@@ -17,18 +17,27 @@ import (
 // recordedRequest is what requestRecorder keeps of a request.
 type recordedRequest struct{ method, path, query string }
 
-// requestRecorder records the requests that pass through it.
+// requestRecorder records the requests of every transport it wraps.
 type requestRecorder struct {
 	mu   sync.Mutex
 	reqs []recordedRequest
+}
+
+// wrap is a rest.Config's WrapTransport: each client the config makes gets its own recording transport.
+func (r *requestRecorder) wrap(next http.RoundTripper) http.RoundTripper {
+	return recordingTransport{rec: r, next: next}
+}
+
+type recordingTransport struct {
+	rec  *requestRecorder
 	next http.RoundTripper
 }
 
-func (r *requestRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.mu.Lock()
-	r.reqs = append(r.reqs, recordedRequest{req.Method, req.URL.Path, req.URL.RawQuery})
-	r.mu.Unlock()
-	return r.next.RoundTrip(req)
+func (t recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.rec.mu.Lock()
+	t.rec.reqs = append(t.rec.reqs, recordedRequest{req.Method, req.URL.Path, req.URL.RawQuery})
+	t.rec.mu.Unlock()
+	return t.next.RoundTrip(req)
 }
 
 func (r *requestRecorder) requests() []recordedRequest {
@@ -45,7 +54,7 @@ func TestInformersStartWithAListFromTheWatchCache(t *testing.T) {
 	}
 	rec := &requestRecorder{}
 	c := rest.CopyConfig(cfg)
-	c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec }
+	c.WrapTransport = rec.wrap
 	informers, err := NewCache(c, cache.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)

@@ -343,11 +343,11 @@ func decimal(s string) (int64, bool) {
 
 // quoted gathers the text of a quoted scalar that starts with first (its opening quote included) and may go on over
 // the lines below, folded: a line break between two lines is a space, a blank line a line break. end finds the closing
-// quote in a line (-1 if the scalar goes on), escaped reports whether a line ends with an escaped line break.
+// quote in a line (-1 if the scalar goes on); escapedBreak reports whether a line ends with an escaped line break,
+// which joins it to the next without a space.
 func (p *blockParser) quoted(first string, parent int, end func(string) int, escapedBreak func(string) bool) (string, error) {
 	line := first[1:]
 	var b strings.Builder
-	breaks := 0
 	for {
 		if i := end(line); i >= 0 {
 			b.WriteString(line[:i])
@@ -356,42 +356,46 @@ func (p *blockParser) quoted(first string, parent int, end func(string) int, esc
 			}
 			return b.String(), nil
 		}
-		if escapedBreak(line) {
+		joined := escapedBreak(line)
+		if joined {
 			b.WriteString(line[:len(line)-1])
-			breaks = -1 // joined without a space
 		} else {
 			b.WriteString(strings.TrimRight(line, " "))
 		}
-		// The next line that is not blank goes on the scalar.
-		for {
-			if p.pos >= len(p.lines) {
-				return "", errNotBlockYAML
-			}
-			l := p.lines[p.pos]
-			p.pos++
-			if l.text == "" {
-				if breaks >= 0 {
-					breaks++
-				}
-				continue
-			}
-			if l.indent <= parent {
-				return "", errNotBlockYAML
-			}
-			switch {
-			case breaks == 0:
-				b.WriteByte(' ')
-			case breaks > 0:
-				b.WriteString(strings.Repeat("\n", breaks))
-			}
-			breaks = 0
-			line = l.text
-			break
+		next, blanks, err := p.continuation(parent)
+		if err != nil {
+			return "", err
 		}
+		switch {
+		case joined:
+		case blanks == 0:
+			b.WriteByte(' ')
+		default:
+			b.WriteString(strings.Repeat("\n", blanks))
+		}
+		line = next
 	}
 }
 
-// singleQuoted reads a single-quoted scalar (” is a quote).
+// continuation returns the next line of a quoted scalar that is not blank, and how many blank lines came before it;
+// the scalar must go on indented more than parent.
+func (p *blockParser) continuation(parent int) (line string, blanks int, err error) {
+	for ; p.pos < len(p.lines); p.pos++ {
+		l := p.lines[p.pos]
+		if l.text == "" {
+			blanks++
+			continue
+		}
+		if l.indent <= parent {
+			break
+		}
+		p.pos++
+		return l.text, blanks, nil
+	}
+	return "", 0, errNotBlockYAML // the closing quote is missing
+}
+
+// singleQuoted reads a single-quoted scalar, in which two quotes in a row stand for one.
 func (p *blockParser) singleQuoted(first string, parent int) (any, error) {
 	s, err := p.quoted(first, parent, func(line string) int {
 		for i := 0; i < len(line); i++ {

@@ -22,7 +22,9 @@ const (
 
 // waitQuiet returns once the local cluster's processes are (nearly) idle, before a timed section starts: work the
 // set-up left behind (the API server rebuilding its OpenAPI after CRDs were created, controllers catching up) must
-// not be counted against whatever is timed next. Every timed section, the floor's included, starts after it.
+// not be counted against whatever is timed next. Every timed section, the floor's included, starts after it. On a
+// machine too busy to get there within quietAtMost it says so and lets the section start: a benchmark reports, it
+// does not fail on a slow machine.
 func waitQuiet() error {
 	deadline := time.Now().Add(quietAtMost)
 	last, err := clusterCPU()
@@ -40,7 +42,8 @@ func waitQuiet() error {
 		}
 		last = now
 	}
-	return fmt.Errorf("the cluster's processes were still busy after %s", quietAtMost)
+	fmt.Fprintf(os.Stderr, "the cluster's processes were still busy after %s; timing anyway\n", quietAtMost)
+	return nil
 }
 
 // clusterCPU is the CPU time the cluster's processes have used so far.
