@@ -279,32 +279,26 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 
 // plain reads a plain scalar that starts with first, continued on the lines below indented more than parent.
 func (p *blockParser) plain(first string, parent int) (any, error) {
-	if strings.Contains(first, " #") || strings.Contains(first, ": ") || strings.HasSuffix(first, ":") {
+	if !plainLine(first) {
 		return nil, errNotBlockYAML
 	}
 	// Continuation lines fold into one space; a blank line among them is a line break.
 	var b strings.Builder
 	b.WriteString(first)
-	breaks := 0
-	for ; p.pos < len(p.lines); p.pos++ {
-		l := p.lines[p.pos]
-		if l.text == "" {
-			breaks++
-			continue
-		}
-		if l.indent <= parent {
+	for {
+		next, blanks, ok := p.continuation(parent)
+		if !ok {
 			break
 		}
-		if l.text[0] == '#' || strings.Contains(l.text, " #") || strings.Contains(l.text, ": ") || strings.HasSuffix(l.text, ":") {
+		if !plainLine(next) {
 			return nil, errNotBlockYAML
 		}
-		if breaks == 0 {
+		if blanks == 0 {
 			b.WriteByte(' ')
 		} else {
-			b.WriteString(strings.Repeat("\n", breaks))
+			b.WriteString(strings.Repeat("\n", blanks))
 		}
-		breaks = 0
-		b.WriteString(l.text)
+		b.WriteString(next)
 	}
 	s := b.String()
 	if s == first {
@@ -324,6 +318,11 @@ func (p *blockParser) plain(first string, parent int) (any, error) {
 		return nil, errNotBlockYAML
 	}
 	return s, nil
+}
+
+// plainLine reports whether a line of a plain scalar holds neither a comment nor what would make it a mapping key.
+func plainLine(text string) bool {
+	return text[0] != '#' && !strings.Contains(text, " #") && !strings.Contains(text, ": ") && !strings.HasSuffix(text, ":")
 }
 
 // decimal reads a decimal integer written as YAML writes one ("0", "-12", "345").
@@ -362,9 +361,9 @@ func (p *blockParser) quoted(first string, parent int, end func(string) int, esc
 		} else {
 			b.WriteString(strings.TrimRight(line, " "))
 		}
-		next, blanks, err := p.continuation(parent)
-		if err != nil {
-			return "", err
+		next, blanks, ok := p.continuation(parent)
+		if !ok {
+			return "", errNotBlockYAML // the closing quote is missing
 		}
 		switch {
 		case joined:
@@ -377,9 +376,9 @@ func (p *blockParser) quoted(first string, parent int, end func(string) int, esc
 	}
 }
 
-// continuation returns the next line of a quoted scalar that is not blank, and how many blank lines came before it;
-// the scalar must go on indented more than parent.
-func (p *blockParser) continuation(parent int) (line string, blanks int, err error) {
+// continuation returns the next line of a multi-line scalar that is not blank, and how many blank lines came before
+// it; ok is false, with p.pos at the line that ends the scalar, when no more line is indented more than parent.
+func (p *blockParser) continuation(parent int) (line string, blanks int, ok bool) {
 	for ; p.pos < len(p.lines); p.pos++ {
 		l := p.lines[p.pos]
 		if l.text == "" {
@@ -390,9 +389,9 @@ func (p *blockParser) continuation(parent int) (line string, blanks int, err err
 			break
 		}
 		p.pos++
-		return l.text, blanks, nil
+		return l.text, blanks, true
 	}
-	return "", 0, errNotBlockYAML // the closing quote is missing
+	return "", 0, false
 }
 
 // singleQuoted reads a single-quoted scalar, in which two quotes in a row stand for one.
