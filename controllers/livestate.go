@@ -134,13 +134,13 @@ func (r *ServiceMeshReconciler) istiodDeployments(ctx context.Context, mesh *mes
 	return deps.Items, nil
 }
 
-// liveObjects lists, from the cache, the inventory entries of the objects of a rendered kind labelled as the mesh's.
+// liveObjects lists, from the cache (syncedOrLive), the inventory entries of the objects of a rendered kind labelled as the mesh's.
 func (r *ServiceMeshReconciler) liveObjects(ctx context.Context, mesh string) (all []string, byRevision map[string][]string, err error) {
 	byRevision = map[string][]string{}
 	for _, gvk := range r.listableKinds() {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := r.List(ctx, list, client.MatchingLabels{render.LabelOwner: mesh}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.syncedOrLive().List(ctx, list, client.MatchingLabels{render.LabelOwner: mesh}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {

@@ -13,11 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
@@ -252,8 +250,8 @@ func (r *ServiceMeshReconciler) applyObjects(ctx context.Context, s *scope, objs
 	res, err := a.Apply(ctx, objs)
 	if meta.IsNoMatchError(err) && r.waitEstablished(ctx, objs) {
 		// Istio's CRDs were applied a moment ago in this same call: once established, the rest goes in now rather
-		// than after a requeue.
-		r.syncDefinedKinds(ctx, objs)
+		// than after a requeue. The objects of the kinds they define are read from the API server until their
+		// informers have synced (syncedOrLive).
 		more, rerr := a.Apply(ctx, objs)
 		more.Created = union(res.Created, more.Created)
 		res, err = more, rerr
@@ -462,49 +460,6 @@ func readyComponents(spec meshv1.ServiceMeshSpec) string {
 		return parts[0]
 	}
 	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
-}
-
-// syncDefinedKinds starts the cache's informers for the kinds that the CRDs among objs define and objs use, and waits
-// until they have synced, on their sync channels (at most crdEstablishedWait). Apply reads the live objects of each kind
-// from the cache, and a cache read of a kind it has no informer for yet starts one and waits for it, checking only
-// every 100 ms: right after the CRDs of a first install are established, that check alone cost up to 100 ms.
-func (r *ServiceMeshReconciler) syncDefinedKinds(ctx context.Context, objs []*unstructured.Unstructured) {
-	if r.cache == nil {
-		return
-	}
-	defined := map[schema.GroupKind]bool{}
-	for _, o := range objs {
-		if o.GetKind() == "CustomResourceDefinition" {
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			defined[schema.GroupKind{Group: group, Kind: kind}] = true
-		}
-	}
-	var informers []cache.Informer
-	seen := map[schema.GroupVersionKind]bool{}
-	for _, o := range objs {
-		gvk := o.GroupVersionKind()
-		if !defined[gvk.GroupKind()] || seen[gvk] {
-			continue
-		}
-		seen[gvk] = true
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gvk)
-		informer, err := r.cache.GetInformer(ctx, u, cache.BlockUntilSynced(false))
-		if err != nil {
-			return // Apply reads the kind as before
-		}
-		informers = append(informers, informer)
-	}
-	ctx, cancel := context.WithTimeout(ctx, crdEstablishedWait)
-	defer cancel()
-	waitDone(ctx, func() []toolscache.DoneChecker {
-		out := make([]toolscache.DoneChecker, len(informers))
-		for i, informer := range informers {
-			out[i] = informer.HasSyncedChecker()
-		}
-		return out
-	})
 }
 
 // crdEstablishedWait bounds how long a reconcile waits, in one pass, for the CRDs it has just applied to be served.

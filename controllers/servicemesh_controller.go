@@ -251,7 +251,7 @@ func (r *ServiceMeshReconciler) Catalog() *istio.Catalog { return r.catalog.Load
 func (r *ServiceMeshReconciler) SetCatalog(c *istio.Catalog) { r.catalog.Store(c) }
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
-	return &apply.Applier{Reader: r.Client, Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name,
+	return &apply.Applier{Reader: r.syncedOrLive(), Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name,
 		OwnerExists: r.meshExists, Batch: func(o *unstructured.Unstructured) int { return int(render.StageOf(o)) }, Concurrency: applyConcurrency}
 }
 

@@ -221,30 +221,95 @@ func (renderedObjectChanged) Update(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return true
 	}
-	return !equality.Semantic.DeepEqual(comparable(oldU), comparable(newU))
+	return !renderedEqual(oldU, newU)
 }
 
-// comparable strips what renderedObjectChanged ignores.
-func comparable(u *unstructured.Unstructured) map[string]any {
-	c := u.DeepCopy()
-	for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
-		unstructured.RemoveNestedField(c.Object, "metadata", f)
-	}
-	// Status matters only where Meshwright assesses it: workload rollouts, gateways' Service addresses and
-	// cert-manager's Certificates.
-	if !slices.Contains([]string{"Deployment", "DaemonSet", "StatefulSet", "Service", certificateGVK.Kind}, c.GetKind()) {
-		unstructured.RemoveNestedField(c.Object, "status")
-	}
-	if hooks, ok, _ := unstructured.NestedSlice(c.Object, "webhooks"); ok {
-		for _, h := range hooks {
-			if m, ok := h.(map[string]any); ok {
-				delete(m, "failurePolicy")
-				unstructured.RemoveNestedField(m, "clientConfig", "caBundle")
+// statusKinds are the kinds whose status Meshwright assesses: workload rollouts, gateways' Service addresses and
+// cert-manager's Certificates. A change to any other kind's status wakes no reconcile.
+var statusKinds = []string{"Deployment", "DaemonSet", "StatefulSet", "Service", certificateGVK.Kind}
+
+// renderedEqual reports whether two states of a live object differ in nothing renderedObjectChanged heeds: it ignores
+// metadata's resourceVersion, generation and managedFields, the status of kinds not in statusKinds, and webhooks'
+// failurePolicy and CA bundle (istiod patches both). It reads both objects in place, never copying them: the cache
+// hands the predicate its own objects, and Istio's CRDs are large.
+func renderedEqual(a, b *unstructured.Unstructured) bool {
+	kind := b.GetKind()
+	// A CRD's spec changes only with its generation: the API server's status updates while it establishes a CRD
+	// need not walk the two specs.
+	sameCRDSpec := kind == "CustomResourceDefinition" && a.GetGeneration() != 0 && a.GetGeneration() == b.GetGeneration()
+	return mapsEqualExcept(a.Object, b.Object, func(key string, x, y any) (bool, bool) {
+		switch key {
+		case "status":
+			if !slices.Contains(statusKinds, kind) {
+				return true, true
 			}
+		case "spec":
+			if sameCRDSpec {
+				return true, true
+			}
+		case "metadata":
+			xm, _ := x.(map[string]any)
+			ym, _ := y.(map[string]any)
+			return mapsEqualExcept(xm, ym, ignoreKeys("resourceVersion", "generation", "managedFields")), true
+		case "webhooks":
+			return webhooksEqual(x, y), true
 		}
-		_ = unstructured.SetNestedSlice(c.Object, hooks, "webhooks")
+		return false, false
+	})
+}
+
+// mapsEqualExcept compares two maps key by key; decide may settle a key itself (settled), saying whether its values
+// count as equal; the values of every other key are compared semantically.
+func mapsEqualExcept(x, y map[string]any, decide func(key string, xv, yv any) (equal, settled bool)) bool {
+	same := func(k string, v, w any, both bool) bool {
+		if equal, settled := decide(k, v, w); settled {
+			return equal
+		}
+		return both && equality.Semantic.DeepEqual(v, w)
 	}
-	return c.Object
+	for k, v := range x {
+		w, ok := y[k]
+		if !same(k, v, w, ok) {
+			return false
+		}
+	}
+	for k, w := range y {
+		if _, ok := x[k]; !ok && !same(k, nil, w, false) {
+			return false
+		}
+	}
+	return true
+}
+
+func ignoreKeys(keys ...string) func(string, any, any) (bool, bool) {
+	return func(key string, _, _ any) (bool, bool) { return true, slices.Contains(keys, key) }
+}
+
+// webhooksEqual compares two webhook lists ignoring each webhook's failurePolicy and clientConfig.caBundle.
+func webhooksEqual(x, y any) bool {
+	xs, _ := x.([]any)
+	ys, _ := y.([]any)
+	if len(xs) != len(ys) {
+		return false
+	}
+	for i := range xs {
+		xm, _ := xs[i].(map[string]any)
+		ym, _ := ys[i].(map[string]any)
+		if !mapsEqualExcept(xm, ym, func(key string, xv, yv any) (bool, bool) {
+			switch key {
+			case "failurePolicy":
+				return true, true
+			case "clientConfig":
+				xc, _ := xv.(map[string]any)
+				yc, _ := yv.(map[string]any)
+				return mapsEqualExcept(xc, yc, ignoreKeys("caBundle")), true
+			}
+			return false, false
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // usageMetadata keeps, of an injected pod's or a namespace's metadata, what is read from the usage cache (name,

@@ -44,6 +44,7 @@ var (
 	traceFile    = flag.String("trace", "", "log every request of the operators to this file")
 	operatorArgs = flag.String("operator-args", "", "more command-line arguments for the operator (to compare settings)")
 	onlyTogether = flag.Bool("only-together", false, "run only the trial that starts the operator and creates the ServiceMesh together")
+	onlyCold     = flag.Bool("only-cold", false, "run only the floor with CRDs applied and the cold install that installs the CRDs")
 )
 
 func main() {
@@ -110,6 +111,12 @@ func run() error {
 		}
 		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, false) }); err != nil {
 			return err
+		}
+		if *onlyCold {
+			if err := withCluster(ctx, func(c *cluster) error { return operatorTrial(ctx, c, manager, &f, crdsByIt, false) }); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, true) }); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -332,7 +333,13 @@ var trace *os.File
 // traceMark writes a line of the harness's own into the trace (an operator started, a mesh turned Ready).
 func traceMark(format string, args ...any) {
 	if trace != nil {
-		fmt.Fprintf(trace, "%s == %s\n", time.Now().UTC().Format("15:04:05.000000"), fmt.Sprintf(format, args...))
+		cpu := cpuByProcess()
+		names := slices.Sorted(maps.Keys(cpu))
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = fmt.Sprintf("%s=%d", n, cpu[n].Milliseconds())
+		}
+		fmt.Fprintf(trace, "%s == %s [cpu ms %s]\n", time.Now().UTC().Format("15:04:05.000000"), fmt.Sprintf(format, args...), strings.Join(parts, " "))
 	}
 }
 

@@ -46,6 +46,34 @@ func waitQuiet() error {
 	return nil
 }
 
+// cpuByProcess is the CPU time used so far by each process the local cluster and the bench run, by command name.
+func cpuByProcess() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		stat := string(data)
+		open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		name := stat[open+1 : end]
+		if !clusterProcesses[name] && name != "manager-perf" && name != "perf" {
+			continue
+		}
+		if cpu, err := statCPU(stat); err == nil {
+			out[name] += cpu
+		}
+	}
+	return out
+}
+
 // clusterCPU is the CPU time the cluster's processes have used so far.
 func clusterCPU() (time.Duration, error) {
 	entries, err := os.ReadDir("/proc")

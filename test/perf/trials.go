@@ -38,7 +38,12 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 		if err := c.applyConcurrently(ctx, crds, nil); err != nil {
 			return err
 		}
-		return c.waitEstablished(ctx, names)
+		traceMark("floor: CRDs applied")
+		if err := c.waitEstablished(ctx, names); err != nil {
+			return err
+		}
+		traceMark("floor: CRDs established")
+		return nil
 	}
 	if crdsPresent {
 		if err := installCRDs(); err != nil {
@@ -49,6 +54,7 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 		return err
 	}
 	start := time.Now()
+	traceMark("floor: start")
 	if !crdsPresent {
 		if err := installCRDs(); err != nil {
 			return err
@@ -64,10 +70,12 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 		if err := c.applyConcurrently(ctx, batch, crds); err != nil {
 			return err
 		}
+		traceMark("floor: stage %d applied", stage)
 	}
 	if err := c.waitAvailable(ctx, "istio-system", "istiod", ""); err != nil {
 		return err
 	}
+	traceMark("floor: istiod Available")
 	name := "floor: create → istiod Available, CRDs applied"
 	if crdsPresent {
 		name = "floor: create → istiod Available, CRDs present"
@@ -185,9 +193,11 @@ func operatorTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 	if err := createMesh(ctx, c); err != nil {
 		return err
 	}
+	traceMark("cold: ServiceMesh created")
 	if err := c.waitReady(ctx, "default"); err != nil {
 		return fmt.Errorf("%w (operator log %s)", err, o.log.Name())
 	}
+	traceMark("cold: ServiceMesh Ready")
 	took := time.Since(start).Seconds()
 	install := o.proxy.snapshot()
 	label := from.label()
