@@ -75,8 +75,11 @@ type ServiceMeshReconciler struct {
 	usageCache cache.Cache
 	// podWaits maps a mesh's name to whether its last reconcile left it waiting on injected pods (see podEvents).
 	podWaits sync.Map
-	watchMu  sync.Mutex
-	watched  map[schema.GroupVersionKind]bool
+	// seen maps a mesh's name to the resourceVersion it had when a reconcile last read it from the API server or
+	// wrote it (see readMesh).
+	seen    sync.Map
+	watchMu sync.Mutex
+	watched map[schema.GroupVersionKind]bool
 }
 
 // scope is what the phases of one reconcile share.
@@ -115,15 +118,15 @@ func (r *ServiceMeshReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	r.settle.started()
 	ready := false
 	defer func() { r.settle.ended(ready) }()
-	// Read the mesh from the API server, not the cache: its status holds state (revisions, where the tags point)
-	// that the previous reconcile may have just written, and acting on a stale copy could move tags back.
-	mesh := &meshv1.ServiceMesh{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, mesh); err != nil {
+	mesh, err := r.readMesh(ctx, req.NamespacedName)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			caExpiry.forget(req.Name) // gone without our finalizer (someone removed it)
+			r.seen.Delete(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	defer func() { r.seen.Store(req.Name, mesh.ResourceVersion) }()
 	if paused(mesh) {
 		return r.reconcilePaused(ctx, mesh)
 	}
@@ -212,6 +215,22 @@ func patchFinalizer(ctx context.Context, c client.Writer, obj client.Object, cha
 		return nil
 	}
 	return c.Patch(ctx, obj, patch)
+}
+
+// readMesh reads a mesh as fresh as the last reconcile left it. Its status holds state (revisions, where the tags
+// point) that the previous reconcile may have just written, and acting on a stale copy could move tags back: the cache's
+// copy is used only when it is the very version the last reconcile read from the API server or wrote itself (the same
+// resourceVersion), and the mesh is read from the API server otherwise. A first install's reconciles after the first,
+// and a steady state's, then cost no read.
+func (r *ServiceMeshReconciler) readMesh(ctx context.Context, key client.ObjectKey) (*meshv1.ServiceMesh, error) {
+	if last, ok := r.seen.Load(key.Name); ok && r.cache != nil {
+		cached := &meshv1.ServiceMesh{}
+		if err := r.cache.Get(ctx, key, cached); err == nil && cached.ResourceVersion == last {
+			return cached, nil
+		}
+	}
+	mesh := &meshv1.ServiceMesh{}
+	return mesh, r.APIReader.Get(ctx, key, mesh)
 }
 
 // patchStatus writes status only when it changed, so a steady state costs no API write.

@@ -50,8 +50,13 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Rendered objects are applied without reading the API server's answers (apply.Bodyless).
+	writer, err := apply.NewBodyless(mgr.GetClient(), mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, err
+	}
 	r := &ServiceMeshReconciler{
-		Client:      mgr.GetClient(),
+		Client:      writer,
 		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("meshwright"),
 		Renders:     render.NewCache(8, apply.StampHashes),

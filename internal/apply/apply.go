@@ -234,9 +234,10 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 		}
 		log.FromContext(ctx).V(1).Info("Repairing drift", "object", id.String(), "field", field)
 	}
-	// Write from a copy: rendered objects are shared with the render cache, and the client decodes the
-	// server's response into the object it sends.
-	if obj == desired {
+	// Write from a copy when the write may change the object: rendered objects are shared with the render cache,
+	// and the client decodes the server's response into the object it sends (a BodylessApplier reads no response,
+	// and writes the object as it is).
+	if _, bodyless := a.Writer.(BodylessApplier); obj == desired && (preExisting || !bodyless) {
 		obj = obj.DeepCopy()
 	}
 	if preExisting {
@@ -250,8 +251,7 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 	}
 	// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, left by a deleted
 	// owner, or a CRD that must follow the version's schema.
-	if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
-		client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if err := a.write(ctx, obj); err != nil {
 		return outcomeNotApplied, fmt.Errorf("applying %s: %w", id, err)
 	}
 	switch {
@@ -267,6 +267,14 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 		return outcomeDrifted, nil
 	}
 	return outcomeUpdated, nil
+}
+
+// write server-side applies obj with force, without reading the answer when Writer can (BodylessApplier).
+func (a *Applier) write(ctx context.Context, obj *unstructured.Unstructured) error {
+	if w, ok := a.Writer.(BodylessApplier); ok {
+		return w.ApplyBodyless(ctx, obj, FieldOwner)
+	}
+	return a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldOwner), client.ForceOwnership)
 }
 
 // liveObjects lists, kind by kind, the owner's objects from the Reader without copying them (they are only read),

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -130,6 +131,22 @@ func (c *fencedClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration
 		return err
 	}
 	return c.Client.Apply(ctx, obj, opts...)
+}
+
+// ApplyBodyless is the wrapped client's, fenced (apply.BodylessApplier); a client without it applies a copy of obj as
+// Apply does.
+func (c *fencedClient) ApplyBodyless(ctx context.Context, obj *unstructured.Unstructured, fieldOwner string) error {
+	if err := c.fence.Check(); err != nil {
+		return err
+	}
+	if b, ok := c.Client.(interface {
+		ApplyBodyless(context.Context, *unstructured.Unstructured, string) error
+	}); ok {
+		return b.ApplyBodyless(ctx, obj, fieldOwner)
+	}
+	// The client's Apply decodes the answer into what it sends: it gets a copy, since a bodyless apply leaves obj as
+	// it is (rendered objects are shared).
+	return c.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner(fieldOwner), client.ForceOwnership)
 }
 
 func (c *fencedClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {

@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // memLock is an in-memory lock: the fence's only contract with it is "a Create or Update that returned nil renewed
@@ -171,4 +175,64 @@ func TestFencedTransport(t *testing.T) {
 			t.Fatalf("the server received %d writes after the renew deadline", n)
 		}
 	})
+}
+
+// bodylessRecorder is a client that only records bodyless applies.
+type bodylessRecorder struct {
+	client.Client
+	applied []string
+}
+
+func (b *bodylessRecorder) ApplyBodyless(_ context.Context, obj *unstructured.Unstructured, _ string) error {
+	b.applied = append(b.applied, obj.GetName())
+	return nil
+}
+
+func TestFencedClientFencesBodylessApplies(t *testing.T) {
+	f := NewFence(10 * time.Second)
+	inner := &bodylessRecorder{}
+	c := f.Client(inner).(*fencedClient)
+	obj := &unstructured.Unstructured{}
+	obj.SetName("istiod")
+	if err := c.ApplyBodyless(context.Background(), obj, "meshwright"); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("ApplyBodyless before any renewal = %v, want ErrLeaseExpired", err)
+	}
+	if len(inner.applied) != 0 {
+		t.Fatalf("the wrapped client applied %v without the Lease", inner.applied)
+	}
+	f.renewed(time.Now())
+	if err := c.ApplyBodyless(context.Background(), obj, "meshwright"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(inner.applied, []string{"istiod"}) {
+		t.Fatalf("the wrapped client applied %v, want [istiod]", inner.applied)
+	}
+}
+
+// applyRecorder is a client without ApplyBodyless whose Apply writes into what it is given, as a real client decodes
+// the API server's answer into it.
+type applyRecorder struct {
+	client.Client
+	applied int
+}
+
+func (a *applyRecorder) Apply(_ context.Context, obj runtime.ApplyConfiguration, _ ...client.ApplyOption) error {
+	a.applied++
+	if u, ok := obj.(interface{ GetObjectKind() schema.ObjectKind }); ok {
+		u.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Kind: "Overwritten"})
+	}
+	return nil
+}
+
+func TestFencedBodylessApplyLeavesTheObjectAloneWhenTheClientCannot(t *testing.T) {
+	f := NewFence(10 * time.Second)
+	f.renewed(time.Now())
+	inner := &applyRecorder{}
+	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "istio"}}}
+	if err := f.Client(inner).(*fencedClient).ApplyBodyless(context.Background(), obj, "meshwright"); err != nil {
+		t.Fatal(err)
+	}
+	if inner.applied != 1 || obj.GetKind() != "ConfigMap" {
+		t.Fatalf("applied %d times, object kind now %q: want one apply of a copy, the object left as it was", inner.applied, obj.GetKind())
+	}
 }

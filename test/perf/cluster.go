@@ -268,7 +268,11 @@ func (c *cluster) applyConcurrently(ctx context.Context, objs, crds []*unstructu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			began := time.Now()
 			errs[i] = c.apply(ctx, o, gvr)
+			if trace != nil {
+				fmt.Fprintf(trace, "%s %s floor PATCH %s %s\n", began.UTC().Format("15:04:05.000000"), time.Since(began), o.GetKind(), o.GetName())
+			}
 		}()
 	}
 	wg.Wait()

@@ -6,8 +6,9 @@
 // renders for the sample mesh, the CRDs concurrently, waits for them to be Established with a watch, then applies
 // everything else stage by stage (each stage concurrently) and watches istiod until it is Available.
 //
-// The operator runs as a process from the same stripped binary as the image, with leader election, behind a loopback
-// proxy that counts its API requests by verb.
+// The operator runs as a process from the same stripped binary as the image, with leader election, connected to the API
+// server directly in every timed trial, as the floor's client is; the requests it sends are counted in a trial of
+// their own, through a loopback proxy that counts them by verb.
 //
 // With -scale (the default), one scale trial follows (scale.go, upgrade.go): the operator on a cluster populated with
 // unrelated objects and 2,000 injected pods, and a RevisionBased upgrade that restarts 200 Deployments, next to a
@@ -45,6 +46,7 @@ var (
 	operatorArgs = flag.String("operator-args", "", "more command-line arguments for the operator (to compare settings)")
 	onlyTogether = flag.Bool("only-together", false, "run only the trial that starts the operator and creates the ServiceMesh together")
 	onlyCold     = flag.Bool("only-cold", false, "run only the floor with CRDs applied and the cold install that installs the CRDs")
+	abEnv        = flag.String("ab-env", "", "with -only-cold: each trial also makes a cold install with this environment (K=V ...) for the operator, reported as [B], to compare a setting under the same conditions")
 )
 
 func main() {
@@ -113,16 +115,33 @@ func run() error {
 			return err
 		}
 		if *onlyCold {
-			if err := withCluster(ctx, func(c *cluster) error { return operatorTrial(ctx, c, manager, &f, crdsByIt, false) }); err != nil {
+			if err := withCluster(ctx, func(c *cluster) error { return operatorTrial(ctx, c, manager, &f, crdsByIt) }); err != nil {
 				return err
+			}
+			if *abEnv != "" {
+				var fb figures
+				extraEnv = strings.Fields(*abEnv)
+				err := withCluster(ctx, func(c *cluster) error { return operatorTrial(ctx, c, manager, &fb, crdsByIt) })
+				extraEnv = nil
+				if err != nil {
+					return err
+				}
+				for _, name := range fb.order {
+					for _, v := range fb.samples[name] {
+						f.add(name+" [B]", fb.unit[name], v)
+					}
+				}
 			}
 			continue
 		}
 		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, true) }); err != nil {
 			return err
 		}
+		if err := withCluster(ctx, func(c *cluster) error { return countingTrial(ctx, c, manager, &f, i == 0) }); err != nil {
+			return err
+		}
 		for _, from := range []crds{crdsByIt, crdsEarlierMesh, crdsOtherTool} {
-			if err := withCluster(ctx, func(c *cluster) error { return operatorTrial(ctx, c, manager, &f, from, from == crdsByIt && i == 0) }); err != nil {
+			if err := withCluster(ctx, func(c *cluster) error { return operatorTrial(ctx, c, manager, &f, from) }); err != nil {
 				return err
 			}
 		}

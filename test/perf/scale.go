@@ -85,7 +85,7 @@ func scaleTrial(ctx context.Context, c *cluster, manager string, f *figures) err
 	if err != nil {
 		return err
 	}
-	o, err := startReadyOperator(c, manager)
+	o, err := startReadyOperator(c, manager, false)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,70 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+)
+
+// A reconcile reads its mesh from the cache only when the cache holds the very version the last reconcile read from
+// the API server or wrote; any other version, newer or older, is read from the API server.
+func TestReadMeshUsesTheCacheOnlyAtTheVersionLastSeen(t *testing.T) {
+	ctx := context.Background()
+	// Paused: the suite's reconciler only writes its status.
+	mesh := &meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "read-mesh", Annotations: map[string]string{meshv1.AnnotationPaused: "true"}},
+		Spec: meshv1.DefaultSpec()}
+	mesh.Spec.Namespace = "read-mesh-system"
+	if err := k8sClient.Create(ctx, mesh); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, mesh) })
+	key := client.ObjectKeyFromObject(mesh)
+	server := &countingReader{Reader: managerAPIReader}
+	r := &ServiceMeshReconciler{Client: reconciler.Client, APIReader: server, cache: reconciler.cache}
+
+	// Wait until the mesh stays put (the suite's reconciler has written its status) and the cache has caught up.
+	var settled string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		live, cached := &meshv1.ServiceMesh{}, &meshv1.ServiceMesh{}
+		if err := managerAPIReader.Get(ctx, key, live); err != nil {
+			t.Fatal(err)
+		}
+		_ = reconciler.cache.Get(ctx, key, cached)
+		if live.ResourceVersion == cached.ResourceVersion && live.ResourceVersion == settled {
+			break
+		}
+		settled = live.ResourceVersion
+		if time.Now().After(deadline) {
+			t.Fatal("the mesh never stayed put")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	if _, err := r.readMesh(ctx, key); err != nil || server.gets != 1 {
+		t.Fatalf("a mesh never seen: err %v, %d reads from the API server, want 1", err, server.gets)
+	}
+	r.seen.Store(key.Name, settled)
+	got, err := r.readMesh(ctx, key)
+	if err != nil || server.gets != 1 || got.ResourceVersion != settled {
+		t.Fatalf("the version last seen: err %v, %d reads from the API server (want 1), version %s (want %s)", err, server.gets, got.ResourceVersion, settled)
+	}
+
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Annotations["meshwright.dev/test"] = "changed"
+	if err := k8sClient.Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := r.readMesh(ctx, key)
+	if err != nil || server.gets != 2 || fresh.Annotations["meshwright.dev/test"] != "changed" {
+		t.Fatalf("a version written by someone else: err %v, %d reads from the API server (want 2), annotations %v", err, server.gets, fresh.Annotations)
+	}
+	r.seen.Store(key.Name, "1") // a version older than the cache's
+	if _, err := r.readMesh(ctx, key); err != nil || server.gets != 3 {
+		t.Fatalf("a cache at another version than the last seen: err %v, %d reads from the API server, want 3", err, server.gets)
+	}
+}
