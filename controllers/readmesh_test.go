@@ -2,17 +2,20 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"testing"
-	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/testutil"
 )
 
 // A reconcile reads its mesh from the cache only when the cache holds the very version the last reconcile read from
-// the API server or wrote; any other version, newer or older, is read from the API server.
+// the API server or wrote; when the cache holds any other version, newer or older, the mesh is read from the API
+// server.
 func TestReadMeshUsesTheCacheOnlyAtTheVersionLastSeen(t *testing.T) {
 	ctx := context.Background()
 	// Paused: the suite's reconciler only writes its status.
@@ -27,23 +30,28 @@ func TestReadMeshUsesTheCacheOnlyAtTheVersionLastSeen(t *testing.T) {
 	server := &countingReader{Reader: managerAPIReader}
 	r := &ServiceMeshReconciler{Client: reconciler.Client, APIReader: server, cache: reconciler.cache}
 
-	// Wait until the mesh stays put (the suite's reconciler has written its status) and the cache has caught up.
+	// Wait until the suite's reconciler has reported the pause, and the cache holds the version the API server has.
+	waitForMesh(t, mesh, func(m *meshv1.ServiceMesh) error {
+		if !meta.IsStatusConditionTrue(m.Status.Conditions, meshv1.ConditionPaused) {
+			return fmt.Errorf("conditions %v, want Paused", m.Status.Conditions)
+		}
+		return nil
+	})
 	var settled string
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testutil.Eventually(t, waitTimeout, func() error {
 		live, cached := &meshv1.ServiceMesh{}, &meshv1.ServiceMesh{}
 		if err := managerAPIReader.Get(ctx, key, live); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		_ = reconciler.cache.Get(ctx, key, cached)
-		if live.ResourceVersion == cached.ResourceVersion && live.ResourceVersion == settled {
-			break
+		if err := reconciler.cache.Get(ctx, key, cached); err != nil {
+			return err
+		}
+		if live.ResourceVersion != cached.ResourceVersion {
+			return fmt.Errorf("the cache holds version %s, the API server %s", cached.ResourceVersion, live.ResourceVersion)
 		}
 		settled = live.ResourceVersion
-		if time.Now().After(deadline) {
-			t.Fatal("the mesh never stayed put")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return nil
+	})
 
 	if _, err := r.readMesh(ctx, key); err != nil || server.gets != 1 {
 		t.Fatalf("a mesh never seen: err %v, %d reads from the API server, want 1", err, server.gets)
@@ -59,6 +67,18 @@ func TestReadMeshUsesTheCacheOnlyAtTheVersionLastSeen(t *testing.T) {
 	if err := k8sClient.Patch(ctx, got, patch); err != nil {
 		t.Fatal(err)
 	}
+	// Once the cache holds the version someone else wrote (its event reconciles the mesh again), it is not the one
+	// last seen: the mesh comes from the API server. Until then the cache holds the version last seen, never older.
+	testutil.Eventually(t, waitTimeout, func() error {
+		cached := &meshv1.ServiceMesh{}
+		if err := reconciler.cache.Get(ctx, key, cached); err != nil {
+			return err
+		}
+		if cached.ResourceVersion != got.ResourceVersion {
+			return fmt.Errorf("the cache holds version %s, not yet %s", cached.ResourceVersion, got.ResourceVersion)
+		}
+		return nil
+	})
 	fresh, err := r.readMesh(ctx, key)
 	if err != nil || server.gets != 2 || fresh.Annotations["meshwright.dev/test"] != "changed" {
 		t.Fatalf("a version written by someone else: err %v, %d reads from the API server (want 2), annotations %v", err, server.gets, fresh.Annotations)

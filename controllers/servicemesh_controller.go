@@ -220,8 +220,9 @@ func patchFinalizer(ctx context.Context, c client.Writer, obj client.Object, cha
 // readMesh reads a mesh as fresh as the last reconcile left it. Its status holds state (revisions, where the tags
 // point) that the previous reconcile may have just written, and acting on a stale copy could move tags back: the cache's
 // copy is used only when it is the very version the last reconcile read from the API server or wrote itself (the same
-// resourceVersion), and the mesh is read from the API server otherwise. A first install's reconciles after the first,
-// and a steady state's, then cost no read.
+// resourceVersion), and the mesh is read from the API server otherwise. A write by someone else that the cache has not
+// seen yet is not read either: its event, which comes once the cache holds it, reconciles the mesh again, and finds a
+// version other than the last seen. A first install's reconciles after the first, and a steady state's, cost no read.
 func (r *ServiceMeshReconciler) readMesh(ctx context.Context, key client.ObjectKey) (*meshv1.ServiceMesh, error) {
 	if last, ok := r.seen.Load(key.Name); ok && r.cache != nil {
 		cached := &meshv1.ServiceMesh{}

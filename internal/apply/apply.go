@@ -234,13 +234,11 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 		}
 		log.FromContext(ctx).V(1).Info("Repairing drift", "object", id.String(), "field", field)
 	}
-	// Write from a copy when the write may change the object: rendered objects are shared with the render cache,
-	// and the client decodes the server's response into the object it sends (a BodylessApplier reads no response,
-	// and writes the object as it is).
-	if _, bodyless := a.Writer.(BodylessApplier); obj == desired && (preExisting || !bodyless) {
-		obj = obj.DeepCopy()
-	}
 	if preExisting {
+		// Rendered objects are shared with the render cache: the annotation goes on a copy.
+		if obj == desired {
+			obj = obj.DeepCopy()
+		}
 		// Derived from the live object, not the render: it does not enter the applied hash.
 		ann := obj.GetAnnotations()
 		if ann == nil {
@@ -269,12 +267,13 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 	return outcomeUpdated, nil
 }
 
-// write server-side applies obj with force, without reading the answer when Writer can (BodylessApplier).
+// write server-side applies obj with force and leaves obj as it is (it may be shared with the render cache): without
+// reading the answer when Writer can (BodylessApplier), else from a copy, into which the client decodes the answer.
 func (a *Applier) write(ctx context.Context, obj *unstructured.Unstructured) error {
 	if w, ok := a.Writer.(BodylessApplier); ok {
 		return w.ApplyBodyless(ctx, obj, FieldOwner)
 	}
-	return a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldOwner), client.ForceOwnership)
+	return a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner(FieldOwner), client.ForceOwnership)
 }
 
 // liveObjects lists, kind by kind, the owner's objects from the Reader without copying them (they are only read),

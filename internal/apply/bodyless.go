@@ -16,6 +16,7 @@ import (
 // BodylessApplier is a Writer that can server-side apply an object without reading the API server's answer, which
 // Apply never uses: the applied object comes back whole, and for Istio's CRDs decoding it cost a first install more
 // CPU than anything else the operator does while the API server establishes them. Apply uses it when Writer has it.
+// An implementation never modifies obj: rendered objects are shared with the render cache.
 type BodylessApplier interface {
 	ApplyBodyless(ctx context.Context, obj *unstructured.Unstructured, fieldOwner string) error
 }

@@ -24,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/meshwright/meshwright/internal/apply"
 )
 
 // ErrLeaseExpired is returned for a write attempted while the Lease is not known to be held.
@@ -139,9 +141,7 @@ func (c *fencedClient) ApplyBodyless(ctx context.Context, obj *unstructured.Unst
 	if err := c.fence.Check(); err != nil {
 		return err
 	}
-	if b, ok := c.Client.(interface {
-		ApplyBodyless(context.Context, *unstructured.Unstructured, string) error
-	}); ok {
+	if b, ok := c.Client.(apply.BodylessApplier); ok {
 		return b.ApplyBodyless(ctx, obj, fieldOwner)
 	}
 	// The client's Apply decodes the answer into what it sends: it gets a copy, since a bodyless apply leaves obj as
