@@ -149,11 +149,16 @@ func (c *cluster) settle(ctx context.Context) error {
 }
 
 func (c *cluster) apply(ctx context.Context, u *unstructured.Unstructured, gvr schema.GroupVersionResource) error {
+	return c.applyAs(ctx, u, gvr, "perf-floor")
+}
+
+// applyAs server-side applies u with force as the field manager manager.
+func (c *cluster) applyAs(ctx context.Context, u *unstructured.Unstructured, gvr schema.GroupVersionResource, manager string) error {
 	var ri dynamic.ResourceInterface = c.dyn.Resource(gvr)
 	if u.GetNamespace() != "" {
 		ri = c.dyn.Resource(gvr).Namespace(u.GetNamespace())
 	}
-	_, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "perf-floor", Force: true})
+	_, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: manager, Force: true})
 	if err != nil {
 		return fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 	}

@@ -44,7 +44,7 @@ var (
 	timeout      = flag.Duration("timeout", 3*time.Minute, "how long one install may take")
 	traceFile    = flag.String("trace", "", "log every request of the operators to this file")
 	operatorArgs = flag.String("operator-args", "", "more command-line arguments for the operator (to compare settings)")
-	onlyTogether = flag.Bool("only-together", false, "run only the trial that starts the operator and creates the ServiceMesh together")
+	onlyTogether = flag.Bool("only-together", false, "run only the trials that start the operator and create the ServiceMesh together (CRDs present, and installed by it), next to the floor")
 	onlyCold     = flag.Bool("only-cold", false, "run only the floor with CRDs applied and the cold install that installs the CRDs")
 	abEnv        = flag.String("ab-env", "", "with -only-cold: each trial also makes a cold install with this environment (K=V ...) for the operator, reported as [B], to compare a setting under the same conditions")
 )
@@ -106,12 +106,19 @@ func run() error {
 	for i := 0; i < *trials && !*onlyScale; i++ {
 		fmt.Fprintf(os.Stderr, "== trial %d of %d\n", i+1, *trials)
 		if *onlyTogether {
-			if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f) }); err != nil {
-				return err
+			for _, from := range []crds{crdsByIt, crdsEarlierMesh} {
+				if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, from) }); err != nil {
+					return err
+				}
+			}
+			for _, from := range []crds{crdsEarlierMesh, crdsByIt} {
+				if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f, from) }); err != nil {
+					return err
+				}
 			}
 			continue
 		}
-		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, false) }); err != nil {
+		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, crdsByIt) }); err != nil {
 			return err
 		}
 		if *onlyCold {
@@ -134,8 +141,10 @@ func run() error {
 			}
 			continue
 		}
-		if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, true) }); err != nil {
-			return err
+		for _, from := range []crds{crdsEarlierMesh, crdsOtherTool} {
+			if err := withCluster(ctx, func(c *cluster) error { return floorTrial(ctx, c, &f, from) }); err != nil {
+				return err
+			}
 		}
 		if err := withCluster(ctx, func(c *cluster) error { return countingTrial(ctx, c, manager, &f, i == 0) }); err != nil {
 			return err
@@ -145,8 +154,10 @@ func run() error {
 				return err
 			}
 		}
-		if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f) }); err != nil {
-			return err
+		for _, from := range []crds{crdsEarlierMesh, crdsByIt} {
+			if err := withCluster(ctx, func(c *cluster) error { return simultaneousTrial(ctx, c, manager, &f, from) }); err != nil {
+				return err
+			}
 		}
 	}
 	if *scale || *onlyScale {
@@ -165,11 +176,12 @@ func printTable(f *figures) {
 	fmt.Println("| figure | median | min – max | floor (median) | × floor |")
 	fmt.Println("|---|---|---|---|---|")
 	floors := map[string]string{
-		"create → Ready, cold operator, Istio CRDs installed by it":             "floor: create → istiod Available, CRDs applied",
-		"create → Ready, cold operator, Istio CRDs present":                     "floor: create → istiod Available, CRDs present",
-		"create → Ready, cold operator, Istio CRDs from another tool (adopted)": "floor: create → istiod Available, CRDs present",
-		"create → Ready, warm operator (second install), CRDs present":          "floor: create → istiod Available, CRDs present",
-		"operator and ServiceMesh applied together → Ready, CRDs present":       "floor: create → istiod Available, CRDs present",
+		"create → Ready, cold operator, Istio CRDs installed by it":               "floor: create → istiod Available, CRDs applied",
+		"create → Ready, cold operator, Istio CRDs present":                       "floor: create → istiod Available, CRDs present",
+		"create → Ready, cold operator, Istio CRDs from another tool (adopted)":   "floor: create → istiod Available, CRDs from another tool applied over",
+		"create → Ready, warm operator (second install), CRDs present":            "floor: create → istiod Available, CRDs present",
+		"operator and ServiceMesh applied together → Ready, CRDs present":         "floor: create → istiod Available, CRDs present",
+		"operator and ServiceMesh applied together → Ready, CRDs installed by it": "floor: create → istiod Available, CRDs applied",
 		upgradeFigure: baselineFigure,
 	}
 	for _, name := range f.order {

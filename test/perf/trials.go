@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,11 +14,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
+	"github.com/meshwright/meshwright/internal/apply"
 	"github.com/meshwright/meshwright/internal/render"
 )
 
-// floorTrial measures the floor: the sample's objects applied by a lean client until istiod is Available.
-func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) error {
+// floorTrial measures the floor: the sample's objects applied by a lean client until istiod is Available. Where the
+// Istio CRDs come from is as in the operator's trials: none (the floor applies them, timed), left by an earlier
+// install (applied before the timed section), or applied by another tool before it: then the floor applies the CRDs
+// of a Ready mesh over them, which carry Meshwright's applied hash, so that their metadata changes as an operator's
+// adoption changes it.
+func floorTrial(ctx context.Context, c *cluster, f *figures, from crds) error {
 	objs, err := sampleObjects()
 	if err != nil {
 		return err
@@ -34,7 +40,7 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 	for _, crd := range crds {
 		names = append(names, crd.GetName())
 	}
-	installCRDs := func() error {
+	installCRDs := func(crds []*unstructured.Unstructured) error {
 		if err := c.applyConcurrently(ctx, crds, nil); err != nil {
 			return err
 		}
@@ -45,8 +51,22 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 		traceMark("floor: CRDs established")
 		return nil
 	}
-	if crdsPresent {
-		if err := installCRDs(); err != nil {
+	timedCRDs := crds
+	switch from {
+	case crdsEarlierMesh:
+		if err := installCRDs(crds); err != nil {
+			return err
+		}
+		timedCRDs = nil
+	case crdsOtherTool:
+		if err := preinstallIstioCRDs(ctx, c); err != nil {
+			return err
+		}
+		timedCRDs = make([]*unstructured.Unstructured, len(crds))
+		for i, crd := range crds {
+			timedCRDs[i] = crd.DeepCopy()
+		}
+		if err := apply.StampHashes(timedCRDs); err != nil {
 			return err
 		}
 	}
@@ -55,8 +75,8 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 	}
 	start := time.Now()
 	traceMark("floor: start")
-	if !crdsPresent {
-		if err := installCRDs(); err != nil {
+	if timedCRDs != nil {
+		if err := installCRDs(timedCRDs); err != nil {
 			return err
 		}
 	}
@@ -76,12 +96,15 @@ func floorTrial(ctx context.Context, c *cluster, f *figures, crdsPresent bool) e
 		return err
 	}
 	traceMark("floor: istiod Available")
-	name := "floor: create → istiod Available, CRDs applied"
-	if crdsPresent {
-		name = "floor: create → istiod Available, CRDs present"
-	}
-	f.add(name, "s", time.Since(start).Seconds())
+	f.add(floorFigure[from], "s", time.Since(start).Seconds())
 	return nil
+}
+
+// floorFigure names the floor's figure by where the Istio CRDs came from.
+var floorFigure = map[crds]string{
+	crdsByIt:        "floor: create → istiod Available, CRDs applied",
+	crdsEarlierMesh: "floor: create → istiod Available, CRDs present",
+	crdsOtherTool:   "floor: create → istiod Available, CRDs from another tool applied over",
 }
 
 func createMesh(ctx context.Context, c *cluster) error {
@@ -116,19 +139,37 @@ func deleteMesh(ctx context.Context, c *cluster) error {
 	return errors.New("ServiceMesh default not deleted")
 }
 
+// preinstallIstioCRDs applies the Istio CRDs as another tool would: its own field manager, no applied hash.
 func preinstallIstioCRDs(ctx context.Context, c *cluster) error {
 	objs, err := sampleObjects()
 	if err != nil {
 		return err
 	}
-	var crds []*unstructured.Unstructured
 	var names []string
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
 	for _, o := range objs {
-		if o.GetKind() == "CustomResourceDefinition" {
-			crds, names = append(crds, o), append(names, o.GetName())
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
 		}
+		names = append(names, o.GetName())
+		gvr, err := c.gvr(o, nil)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.applyAs(ctx, o, gvr, "another-tool"); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
-	if err := c.applyConcurrently(ctx, crds, nil); err != nil {
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	return c.waitEstablished(ctx, names)
@@ -292,9 +333,10 @@ func countingTrial(ctx context.Context, c *cluster, manager string, f *figures, 
 	return nil
 }
 
-// simultaneousTrial starts the operator and creates the ServiceMesh at the same moment (start-up included).
-func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figures) error {
-	if err := leaveCRDsOfAnEarlierMesh(ctx, c, manager); err != nil {
+// simultaneousTrial starts the operator and creates the ServiceMesh at the same moment (start-up included), with
+// Istio's CRDs left by an earlier mesh or, for crdsByIt, none: the operator installs them.
+func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figures, from crds) error {
+	if err := presentCRDs(ctx, c, manager, from); err != nil {
 		return err
 	}
 	if err := waitQuiet(); err != nil {
@@ -314,7 +356,7 @@ func simultaneousTrial(ctx context.Context, c *cluster, manager string, f *figur
 	if err != nil {
 		return err
 	}
-	f.add("operator and ServiceMesh applied together → Ready, CRDs present", "s", took.Seconds())
-	f.add("operator and ServiceMesh applied together: operator CPU until Ready", "ms", float64(cpu.Milliseconds()))
+	f.add("operator and ServiceMesh applied together → Ready, "+from.label(), "s", took.Seconds())
+	f.add("operator and ServiceMesh applied together, "+from.label()+": operator CPU until Ready", "ms", float64(cpu.Milliseconds()))
 	return nil
 }
