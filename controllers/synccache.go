@@ -3,16 +3,22 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
 
 // NewCache is the cache.NewCacheFunc of the operator's caches: cache.New, with the waits for informers to sync made on
@@ -26,15 +32,21 @@ func NewCache(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSyncingCache(c), nil
+	s := newSyncingCache(c)
+	if opts.Scheme != nil {
+		s.scheme = opts.Scheme
+	}
+	return s, nil
 }
 
 func newSyncingCache(c cache.Cache) *syncingCache {
-	return &syncingCache{Cache: c, informers: map[cache.Informer]bool{}, handlers: map[toolscache.ResourceEventHandlerRegistration]bool{}}
+	return &syncingCache{Cache: c, scheme: clientgoscheme.Scheme, informers: map[cache.Informer]bool{},
+		handlers: map[toolscache.ResourceEventHandlerRegistration]bool{}}
 }
 
 type syncingCache struct {
 	cache.Cache
+	scheme    *runtime.Scheme // knows the typed lists read (the item of a list is looked up in it)
 	started   atomic.Bool
 	mu        sync.Mutex
 	informers map[cache.Informer]bool
@@ -63,6 +75,70 @@ func (c *syncingCache) GetInformerForKind(ctx context.Context, gvk schema.GroupV
 		return nil, err
 	}
 	return c.waitInformer(ctx, i, gvk.String(), opts)
+}
+
+// Get and List read as the cache does, except that a read of a kind whose informer has not synced yet, once the cache
+// has started, waits on that informer's sync channel first: the cache's own wait checks every 100 ms. An event handler
+// of the controller that lists the ServiceMeshes (a namespace's first event, while the informers list at start-up)
+// held the start of the controller that long.
+func (c *syncingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := c.awaitSynced(ctx, obj); err != nil {
+		return err
+	}
+	return c.Cache.Get(ctx, key, obj, opts...)
+}
+
+func (c *syncingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if item := c.itemOf(list); item != nil {
+		if err := c.awaitSynced(ctx, item); err != nil {
+			return err
+		}
+	}
+	return c.Cache.List(ctx, list, opts...)
+}
+
+// awaitSynced waits until the informer of obj's kind has synced, starting it if needed, as a read would. An error in
+// finding the informer is left to the read itself to report.
+func (c *syncingCache) awaitSynced(ctx context.Context, obj client.Object) error {
+	if !c.started.Load() {
+		return nil
+	}
+	i, err := c.Cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	if err != nil || i.HasSynced() {
+		return nil
+	}
+	select {
+	case <-i.HasSyncedChecker().Done():
+		return nil
+	case <-ctx.Done():
+		return apierrors.NewTimeoutError(fmt.Sprintf("failed waiting for %T informer to sync", obj), 0)
+	}
+}
+
+// itemOf returns an empty item of list's kind, nil when it cannot tell.
+func (c *syncingCache) itemOf(list client.ObjectList) client.Object {
+	switch l := list.(type) {
+	case *unstructured.UnstructuredList:
+		gvk := l.GroupVersionKind()
+		item := &unstructured.Unstructured{}
+		item.SetGroupVersionKind(gvk.GroupVersion().WithKind(strings.TrimSuffix(gvk.Kind, "List")))
+		return item
+	case *metav1.PartialObjectMetadataList:
+		gvk := l.GroupVersionKind()
+		item := &metav1.PartialObjectMetadata{}
+		item.SetGroupVersionKind(gvk.GroupVersion().WithKind(strings.TrimSuffix(gvk.Kind, "List")))
+		return item
+	}
+	gvk, err := apiutil.GVKForObject(list, c.scheme)
+	if err != nil {
+		return nil
+	}
+	o, err := c.scheme.New(gvk.GroupVersion().WithKind(strings.TrimSuffix(gvk.Kind, "List")))
+	if err != nil {
+		return nil
+	}
+	item, _ := o.(client.Object)
+	return item
 }
 
 // waitInformer tracks i (before waiting for it: a WaitForCacheSync meanwhile must wait for it too) and waits for it

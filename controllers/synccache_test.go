@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,6 +59,8 @@ type stubCache struct {
 	unsyncedChecks atomic.Int32
 	// blockingGets counts GetInformer calls that would have waited with the cache's own 100 ms poll.
 	blockingGets atomic.Int32
+	// reads counts Get and List calls; unsyncedReads those made before the informer synced.
+	reads, unsyncedReads atomic.Int32
 }
 
 func (c *stubCache) GetInformer(_ context.Context, _ client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
@@ -71,6 +75,25 @@ func (c *stubCache) GetInformer(_ context.Context, _ client.Object, opts ...cach
 }
 
 func (c *stubCache) Start(context.Context) error { return nil }
+
+// Get and List stand for the cache's reads: they count the reads that found the informer unsynced (the cache's own
+// read would then wait for it, checking every 100 ms).
+func (c *stubCache) Get(context.Context, client.ObjectKey, client.Object, ...client.GetOption) error {
+	c.read()
+	return nil
+}
+
+func (c *stubCache) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	c.read()
+	return nil
+}
+
+func (c *stubCache) read() {
+	c.reads.Add(1)
+	if !c.informer.HasSynced() {
+		c.unsyncedReads.Add(1)
+	}
+}
 
 func (c *stubCache) WaitForCacheSync(ctx context.Context) bool {
 	c.waits.Add(1)
@@ -213,5 +236,56 @@ func TestCacheSyncAsksTheCacheAgainForInformersItDidNotHandOut(t *testing.T) {
 	}
 	if n := under.waits.Load(); n != syncRechecks+1 {
 		t.Errorf("the cache was asked %d times, want %d short checks and then its own wait", n, syncRechecks+1)
+	}
+}
+
+func TestReadsWaitOnTheSyncChannelOnceTheCacheStarted(t *testing.T) {
+	ctx := context.Background()
+	configMaps := &unstructured.UnstructuredList{}
+	configMaps.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
+	namespaces := &metav1.PartialObjectMetadataList{}
+	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	reads := map[string]func(c *syncingCache) error{
+		"a typed list":         func(c *syncingCache) error { return c.List(ctx, &corev1.ConfigMapList{}) },
+		"an unstructured list": func(c *syncingCache) error { return c.List(ctx, configMaps) },
+		"a metadata list":      func(c *syncingCache) error { return c.List(ctx, namespaces) },
+		"a get": func(c *syncingCache) error {
+			return c.Get(ctx, client.ObjectKey{Namespace: "a", Name: "b"}, &corev1.ConfigMap{})
+		},
+	}
+	for name, read := range reads {
+		t.Run(name, func(t *testing.T) {
+			under := &stubCache{informer: &stubInformer{synced: newDoneFlag()}}
+			c := newSyncingCache(under)
+			// Before the cache starts, a read goes to the cache at once (which says it has not started).
+			if err := read(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- read(c) }()
+			select {
+			case err := <-done:
+				t.Fatalf("the read returned (%v) before its informer had synced", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			under.informer.synced.set()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the read did not return once its informer had synced")
+			}
+			if got := under.reads.Load(); got != 2 {
+				t.Errorf("the cache was read %d times, want 2", got)
+			}
+			if got := under.unsyncedReads.Load(); got != 1 {
+				t.Errorf("%d reads reached the cache before the informer synced, want 1 (the one before the cache started)", got)
+			}
+		})
 	}
 }
