@@ -10,10 +10,11 @@ import (
 	"strings"
 	"time"
 
+	apiextensionshelpers "k8s.io/apiextensions-apiserver/pkg/apihelpers"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -465,9 +466,9 @@ func readyComponents(spec meshv1.ServiceMeshSpec) string {
 // crdEstablishedWait bounds how long a reconcile waits, in one pass, for the CRDs it has just applied to be served.
 const crdEstablishedWait = 10 * time.Second
 
-// waitEstablished waits until every CRD among objs is Established, as the labelled cache sees it (its watch brings
-// each status change; read without copying at each change, at least every 100 ms, at most crdEstablishedWait), and
-// reports whether they all are.
+// waitEstablished waits until every CRD among objs is Established, and reports whether they all are. The cache holds
+// CRDs as metadata only: their status is watched on the API server (crdWatch, in protobuf: a status change of each
+// of Istio's CRDs would otherwise be decoded from JSON whole), at most crdEstablishedWait.
 func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*unstructured.Unstructured) bool {
 	want := map[string]bool{}
 	for _, o := range objs {
@@ -478,55 +479,48 @@ func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*uns
 	if len(want) == 0 {
 		return false
 	}
-	// Each change the cache sees to a CRD wakes the wait (the API server establishes CRDs one after another); a
-	// periodic check covers a change that came before the handler was added.
-	changed := make(chan struct{}, 1)
-	wake := func(any) {
-		select {
-		case changed <- struct{}{}:
-		default:
+	ctx, cancel := context.WithTimeout(ctx, crdEstablishedWait)
+	defer cancel()
+	seen := func(crd *apiextensionsv1.CustomResourceDefinition) bool {
+		if want[crd.Name] && apiextensionshelpers.IsCRDConditionTrue(crd, apiextensionsv1.Established) {
+			delete(want, crd.Name)
+		}
+		return len(want) == 0
+	}
+	if r.crdWatch == nil {
+		return r.pollEstablished(ctx, seen)
+	}
+	// Without a resourceVersion the watch starts with the CRDs as they are now, then their changes.
+	w, err := r.crdWatch.Watch(ctx, &apiextensionsv1.CustomResourceDefinitionList{}, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy})
+	if err != nil {
+		return false
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		if crd, ok := ev.Object.(*apiextensionsv1.CustomResourceDefinition); ok && seen(crd) {
+			return true
 		}
 	}
-	if r.cache != nil {
-		crd := &unstructured.Unstructured{}
-		crd.SetGroupVersionKind(crdGVK)
-		if informer, err := r.cache.GetInformer(ctx, crd); err == nil {
-			if h, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: wake,
-				UpdateFunc: func(_, o any) { wake(o) }}); err == nil {
-				defer func() { _ = informer.RemoveEventHandler(h) }()
-			}
-		}
-	}
-	deadline := time.Now().Add(crdEstablishedWait)
-	for time.Now().Before(deadline) {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(crdGVK.GroupVersion().WithKind("CustomResourceDefinitionList"))
-		if err := r.List(ctx, list, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}, client.UnsafeDisableDeepCopy); err != nil {
+	return false
+}
+
+// pollEstablished reads the CRDs from the API server every 100 ms until seen says they are all Established or ctx ends
+// (for a reconciler made without crdWatch).
+func (r *ServiceMeshReconciler) pollEstablished(ctx context.Context, seen func(*apiextensionsv1.CustomResourceDefinition) bool) bool {
+	for {
+		list := &apiextensionsv1.CustomResourceDefinitionList{}
+		if err := r.APIReader.List(ctx, list, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
 			return false
 		}
-		established := 0
 		for i := range list.Items {
-			crd := &list.Items[i] // the cache's own object: read only
-			if !want[crd.GetName()] {
-				continue
+			if seen(&list.Items[i]) {
+				return true
 			}
-			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-			if slices.ContainsFunc(conds, func(c any) bool {
-				m, _ := c.(map[string]any)
-				return m["type"] == "Established" && m["status"] == "True"
-			}) {
-				established++
-			}
-		}
-		if established == len(want) {
-			return true
 		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-changed:
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return false
 }

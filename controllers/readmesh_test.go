@@ -87,4 +87,40 @@ func TestReadMeshUsesTheCacheOnlyAtTheVersionLastSeen(t *testing.T) {
 	if _, err := r.readMesh(ctx, key); err != nil || server.gets != 3 {
 		t.Fatalf("a cache at another version than the last seen: err %v, %d reads from the API server, want 3", err, server.gets)
 	}
+
+	// A mesh being deleted is read from the API server even at the version last seen: the cache keeps the version whose
+	// finalizer was removed until the deletion's own event.
+	held := fresh.DeepCopy()
+	hold := client.MergeFrom(held.DeepCopy())
+	held.Finalizers = append(held.Finalizers, "meshwright.dev/test-hold")
+	if err := k8sClient.Patch(ctx, held, hold); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		latest := &meshv1.ServiceMesh{}
+		if k8sClient.Get(ctx, key, latest) == nil {
+			release := client.MergeFrom(latest.DeepCopy())
+			latest.Finalizers = nil
+			_ = k8sClient.Patch(ctx, latest, release)
+		}
+	})
+	if err := k8sClient.Delete(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	var deleting string
+	testutil.Eventually(t, waitTimeout, func() error {
+		cached := &meshv1.ServiceMesh{}
+		if err := reconciler.cache.Get(ctx, key, cached); err != nil {
+			return err
+		}
+		if cached.DeletionTimestamp.IsZero() {
+			return fmt.Errorf("the cache does not hold the mesh being deleted yet")
+		}
+		deleting = cached.ResourceVersion
+		return nil
+	})
+	r.seen.Store(key.Name, deleting)
+	if _, err := r.readMesh(ctx, key); err != nil || server.gets != 4 {
+		t.Fatalf("a mesh being deleted, at the version last seen: err %v, %d reads from the API server, want 4", err, server.gets)
+	}
 }

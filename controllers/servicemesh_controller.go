@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -80,6 +81,15 @@ type ServiceMeshReconciler struct {
 	seen    sync.Map
 	watchMu sync.Mutex
 	watched map[schema.GroupVersionKind]bool
+	// specs remembers which versions of the live CRDs (held as metadata only: syncingCache) were seen to hold the
+	// render, for the Appliers of every reconcile (see specsOf).
+	specsOnce sync.Once
+	specs     *apply.MetadataOnly
+	// crdWatch watches CRDs on the API server, in protobuf, while a first install waits for them to be Established.
+	crdWatch client.WithWatch
+	// recheck reconciles every mesh again (a channel source; nil: none): the CRDs checked ahead after a reconcile
+	// took them as they were.
+	recheck chan event.GenericEvent
 }
 
 // scope is what the phases of one reconcile share.
@@ -223,10 +233,12 @@ func patchFinalizer(ctx context.Context, c client.Writer, obj client.Object, cha
 // resourceVersion), and the mesh is read from the API server otherwise. A write by someone else that the cache has not
 // seen yet is not read either: its event, which comes once the cache holds it, reconciles the mesh again, and finds a
 // version other than the last seen. A first install's reconciles after the first, and a steady state's, cost no read.
+// A mesh being deleted is always read from the API server: the version whose finalizer the last reconcile removed
+// stays in the cache until the deletion's own event, and a mesh of the same name may exist again already.
 func (r *ServiceMeshReconciler) readMesh(ctx context.Context, key client.ObjectKey) (*meshv1.ServiceMesh, error) {
 	if last, ok := r.seen.Load(key.Name); ok && r.cache != nil {
 		cached := &meshv1.ServiceMesh{}
-		if err := r.cache.Get(ctx, key, cached); err == nil && cached.ResourceVersion == last {
+		if err := r.cache.Get(ctx, key, cached); err == nil && cached.ResourceVersion == last && cached.DeletionTimestamp.IsZero() {
 			return cached, nil
 		}
 	}
@@ -272,7 +284,17 @@ func (r *ServiceMeshReconciler) SetCatalog(c *istio.Catalog) { r.catalog.Store(c
 
 func (r *ServiceMeshReconciler) applier(mesh *meshv1.ServiceMesh) *apply.Applier {
 	return &apply.Applier{Reader: r.syncedOrLive(), Writer: r.Client, Uncached: r.APIReader, OwnerLabel: render.LabelOwner, Owner: mesh.Name,
-		OwnerExists: r.meshExists, Batch: func(o *unstructured.Unstructured) int { return int(render.StageOf(o)) }, Concurrency: applyConcurrency}
+		OwnerExists: r.meshExists, Batch: func(o *unstructured.Unstructured) int { return int(render.StageOf(o)) }, Concurrency: applyConcurrency,
+		MetadataOnly: r.crdSpecs()}
+}
+
+// crdSpecs says to Appliers that CRDs come from the cache as metadata only, and keeps what they learn of them; a CRD's
+// whole object is read from the API server.
+func (r *ServiceMeshReconciler) crdSpecs() *apply.MetadataOnly {
+	r.specsOnce.Do(func() {
+		r.specs = &apply.MetadataOnly{Kinds: map[schema.GroupKind]bool{crdGVK.GroupKind(): true}, Live: r.APIReader}
+	})
+	return r.specs
 }
 
 // meshExists asks the API server (the cache may still hold a mesh just deleted) whether a ServiceMesh exists.

@@ -1,15 +1,21 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	meshv1 "github.com/meshwright/meshwright/api/v1alpha1"
 	"github.com/meshwright/meshwright/internal/apply"
@@ -55,7 +61,13 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 	if err != nil {
 		return nil, err
 	}
+	crdWatch, err := newCRDWatch(mgr)
+	if err != nil {
+		return nil, err
+	}
 	r := &ServiceMeshReconciler{
+		crdWatch:    crdWatch,
+		recheck:     make(chan event.GenericEvent, 1),
 		Client:      writer,
 		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("meshwright"),
@@ -68,6 +80,19 @@ func NewServiceMeshReconciler(mgr ctrl.Manager) (*ServiceMeshReconciler, error) 
 	return r, nil
 }
 
+// newCRDWatch makes the client that watches CRDs while they are established: typed, in protobuf (the API server encodes
+// it and the operator decodes it several times faster than JSON), sharing the manager's connection.
+func newCRDWatch(mgr ctrl.Manager) (client.WithWatch, error) {
+	if err := apiutil.AddToProtobufScheme(apiextensionsv1.AddToScheme); err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.NewWithWatch(mgr.GetConfig(), client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+}
+
 // warm renders, while the manager starts, what the first reconcile of a ServiceMesh "default" with an empty spec (the
 // sample, and what most users apply first) will render, so that its install does not wait for Istio's charts to be
 // read, parsed and executed. Other specs render when first reconciled. An error here is reported by the reconcile
@@ -76,11 +101,42 @@ func (r *ServiceMeshReconciler) warm() {
 	began := time.Now()
 	r.Renders.WarmInBackground(r.firstRenderConfig(&meshv1.ServiceMesh{ObjectMeta: metav1.ObjectMeta{Name: "default"},
 		Spec: meshv1.DefaultSpec()}))
+	ahead := make(chan struct{})
+	specs := r.crdSpecs()
+	specs.Ahead = ahead
 	go func() {
 		<-r.Renders.Warmed()
+		if live := r.listCRDsAhead(); live != nil {
+			specs.Check(r.Renders.WarmObjects(), live)
+		}
+		close(ahead)
+		if specs.Deferred() {
+			// An Apply took CRDs as they were before the check: every mesh applies again now.
+			r.recheck <- event.GenericEvent{Object: crdMetadata()}
+		}
 		render.ForgetPrefetched() // what the warm render did not take is not needed
 		ctrl.Log.WithName("setup").V(1).Info("Rendered ahead the default ServiceMesh", "took", time.Since(began).Round(time.Microsecond).String())
 	}()
+}
+
+// listCRDsAhead reads Meshwright's CRDs whole, once, after the warm render, so that warm() records which of them hold
+// the warm render's (apply.MetadataOnly.Check): the cache holds CRDs as metadata only, and an Apply would otherwise
+// read each CRD an earlier mesh left from the API server, one request each. The list is served from the API server's
+// watch cache; a CRD changed since is read again by the next Apply. nil when it could not be read.
+func (r *ServiceMeshReconciler) listCRDsAhead() []unstructured.Unstructured {
+	if r.APIReader == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), crdEstablishedWait)
+	defer cancel()
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(crdListGVK)
+	if err := r.APIReader.List(ctx, list, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy},
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
+		ctrl.Log.WithName("setup").V(1).Info("Reading the CRDs ahead of the first install", "error", err.Error())
+		return nil
+	}
+	return list.Items
 }
 
 // PrefetchFirstRender starts, before anything else, the part of the warm render that needs nothing from the cluster:

@@ -62,6 +62,9 @@ func (c *syncingCache) Start(ctx context.Context) error {
 // BlockUntilSynced(false)) is on its sync channel: the cache's own checks every 100 ms, and every source of the
 // controller starts with such a wait.
 func (c *syncingCache) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && u.GroupVersionKind() == crdGVK {
+		obj = crdMetadata()
+	}
 	i, err := c.Cache.GetInformer(ctx, obj, append(opts, cache.BlockUntilSynced(false))...)
 	if err != nil {
 		return nil, err
@@ -70,6 +73,9 @@ func (c *syncingCache) GetInformer(ctx context.Context, obj client.Object, opts 
 }
 
 func (c *syncingCache) GetInformerForKind(ctx context.Context, gvk schema.GroupVersionKind, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	if gvk == crdGVK {
+		return c.GetInformer(ctx, crdMetadata(), opts...)
+	}
 	i, err := c.Cache.GetInformerForKind(ctx, gvk, append(opts, cache.BlockUntilSynced(false))...)
 	if err != nil {
 		return nil, err
@@ -82,6 +88,13 @@ func (c *syncingCache) GetInformerForKind(ctx context.Context, gvk schema.GroupV
 // of the controller that lists the ServiceMeshes (a namespace's first event, while the informers list at start-up)
 // held the start of the controller that long.
 func (c *syncingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if u, ok := obj.(*unstructured.Unstructured); ok && u.GroupVersionKind() == crdGVK {
+		m := crdMetadata()
+		if err := c.Get(ctx, key, m, opts...); err != nil {
+			return err
+		}
+		return metadataInto(m, u)
+	}
 	if err := c.awaitSynced(ctx, obj); err != nil {
 		return err
 	}
@@ -89,6 +102,21 @@ func (c *syncingCache) Get(ctx context.Context, key client.ObjectKey, obj client
 }
 
 func (c *syncingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if ul, ok := list.(*unstructured.UnstructuredList); ok && ul.GroupVersionKind() == crdListGVK {
+		ml := &metav1.PartialObjectMetadataList{}
+		ml.SetGroupVersionKind(crdListGVK)
+		if err := c.List(ctx, ml, opts...); err != nil {
+			return err
+		}
+		ul.Items = make([]unstructured.Unstructured, len(ml.Items))
+		for i := range ml.Items {
+			if err := metadataInto(&ml.Items[i], &ul.Items[i]); err != nil {
+				return err
+			}
+		}
+		ul.SetResourceVersion(ml.ResourceVersion)
+		return nil
+	}
 	if item := c.itemOf(list); item != nil {
 		if err := c.awaitSynced(ctx, item); err != nil {
 			return err
@@ -276,4 +304,27 @@ func (i *trackedInformer) record(h toolscache.ResourceEventHandlerRegistration, 
 		i.c.mu.Unlock()
 	}
 	return h, err
+}
+
+// CustomResourceDefinitions are held as metadata only (Istio's fifteen are about half a megabyte of JSON, decoded at
+// every status change while the API server establishes them, and listed at every start): a read or an informer of
+// unstructured CRDs is answered from the metadata informer, with each object's apiVersion, kind and metadata and
+// nothing else. What needs a CRD's spec or status reads it from the API server (the Applier's check of a CRD's spec,
+// the wait for Established).
+var crdListGVK = crdGVK.GroupVersion().WithKind(crdGVK.Kind + "List")
+
+func crdMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(crdGVK)
+	return m
+}
+
+// metadataInto makes u the object m describes: its apiVersion, kind and metadata.
+func metadataInto(m *metav1.PartialObjectMetadata, u *unstructured.Unstructured) error {
+	meta, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&m.ObjectMeta)
+	if err != nil {
+		return err
+	}
+	u.Object = map[string]any{"apiVersion": crdGVK.GroupVersion().String(), "kind": crdGVK.Kind, "metadata": meta}
+	return nil
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -131,6 +132,11 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A ServiceMesh stalled by Conflict waits for the one holding the control plane to be gone.
 		Watches(&meshv1.ServiceMesh{}, handler.EnqueueRequestsFromMapFunc(r.allMeshes), builder.WithPredicates(deleteOnly{}))
 	for _, gvk := range WatchedKinds {
+		if gvk == crdGVK {
+			// Held as metadata only (syncingCache): a CRD's spec changes with its generation.
+			b = b.Watches(crdMetadata(), handler.EnqueueRequestsFromMapFunc(ownerOf), builder.WithPredicates(crdChanged{}))
+			continue
+		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
 		b = b.Watches(u, handler.EnqueueRequestsFromMapFunc(ownerOf), builder.WithPredicates(renderedObjectChanged{}))
@@ -139,6 +145,9 @@ func (r *ServiceMeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	usageChanged := predicate.Or[client.Object](predicate.LabelChangedPredicate{}, createOrDelete{})
 	b = b.WatchesRawSource(source.Kind[client.Object](usageCache, client.Object(pod), r.podEvents(), usageChanged))
 	b = b.WatchesRawSource(source.Kind[client.Object](usageCache, client.Object(ns), handler.EnqueueRequestsFromMapFunc(r.allMeshes), usageChanged))
+	if r.recheck != nil {
+		b = b.WatchesRawSource(source.Channel(r.recheck, handler.EnqueueRequestsFromMapFunc(r.allMeshes)))
+	}
 	c, err := b.Build(r)
 	if err != nil {
 		return err
@@ -224,6 +233,21 @@ func (renderedObjectChanged) Update(e event.UpdateEvent) bool {
 	return !renderedEqual(oldU, newU)
 }
 
+// crdChanged passes creates, deletes and the updates of a CRD that change its spec (its generation), labels,
+// annotations, owners or deletion; not the API server's status updates while it establishes the CRD.
+type crdChanged struct{ predicate.Funcs }
+
+func (crdChanged) Create(event.CreateEvent) bool   { return true }
+func (crdChanged) Delete(event.DeleteEvent) bool   { return true }
+func (crdChanged) Generic(event.GenericEvent) bool { return false }
+
+func (crdChanged) Update(e event.UpdateEvent) bool {
+	a, b := e.ObjectOld, e.ObjectNew
+	return a.GetGeneration() != b.GetGeneration() || !maps.Equal(a.GetLabels(), b.GetLabels()) ||
+		!maps.Equal(a.GetAnnotations(), b.GetAnnotations()) || !equality.Semantic.DeepEqual(a.GetOwnerReferences(), b.GetOwnerReferences()) ||
+		!a.GetDeletionTimestamp().Equal(b.GetDeletionTimestamp()) || !slices.Equal(a.GetFinalizers(), b.GetFinalizers())
+}
+
 // statusKinds are the kinds whose status Meshwright assesses: workload rollouts, gateways' Service addresses and
 // cert-manager's Certificates. A change to any other kind's status wakes no reconcile.
 var statusKinds = []string{"Deployment", "DaemonSet", "StatefulSet", "Service", certificateGVK.Kind}
@@ -231,20 +255,13 @@ var statusKinds = []string{"Deployment", "DaemonSet", "StatefulSet", "Service", 
 // renderedEqual reports whether two states of a live object differ in nothing renderedObjectChanged heeds: it ignores
 // metadata's resourceVersion, generation and managedFields, the status of kinds not in statusKinds, and webhooks'
 // failurePolicy and CA bundle (istiod patches both). It reads both objects in place, never copying them: the cache
-// hands the predicate its own objects, and Istio's CRDs are large.
+// hands the predicate its own objects.
 func renderedEqual(a, b *unstructured.Unstructured) bool {
 	kind := b.GetKind()
-	// A CRD's spec changes only with its generation: the API server's status updates while it establishes a CRD
-	// need not walk the two specs.
-	sameCRDSpec := kind == "CustomResourceDefinition" && a.GetGeneration() != 0 && a.GetGeneration() == b.GetGeneration()
 	return mapsEqualExcept(a.Object, b.Object, func(key string, x, y any) (bool, bool) {
 		switch key {
 		case "status":
 			if !slices.Contains(statusKinds, kind) {
-				return true, true
-			}
-		case "spec":
-			if sameCRDSpec {
 				return true, true
 			}
 		case "metadata":

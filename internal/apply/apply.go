@@ -13,11 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -74,6 +77,100 @@ type Applier struct {
 	// Concurrency bounds how many are in flight; objects are otherwise applied one at a time.
 	Batch       func(*unstructured.Unstructured) int
 	Concurrency int
+	// MetadataOnly, when set, names the kinds Reader holds as metadata only, and remembers which of their live
+	// objects were seen to hold a render.
+	MetadataOnly *MetadataOnly
+}
+
+// MetadataOnly is for kinds whose live objects the Applier's Reader returns as metadata only (CustomResourceDefinitions:
+// Istio's are large). Whether such an object still holds every field of the render is known without reading it again
+// as long as it is the same object (uid) at the same generation (the API server moves a generation with every change
+// of spec) as when it was last seen to: a write's answer, or a read of the whole object from Live. It is shared by
+// the Appliers of every reconcile.
+type MetadataOnly struct {
+	Kinds map[schema.GroupKind]bool
+	// Live reads a whole object of those kinds (the API server).
+	Live client.Reader
+	// Ahead, when not nil, is closed once live objects checked ahead (Check) are recorded. Until then an Apply takes
+	// an object whose metadata matches the render as it is, without reading it whole, and Deferred says so: a first
+	// install after a restart does not wait for the check, and the caller applies again once it is done.
+	Ahead <-chan struct{}
+
+	deferred atomic.Bool
+
+	mu   sync.Mutex
+	seen map[ObjectID]inSyncAt
+}
+
+// inSyncAt is a version of an object seen to hold the render of an applied hash.
+type inSyncAt struct {
+	uid        types.UID
+	generation int64
+	hash       string
+}
+
+func (m *MetadataOnly) covers(id ObjectID) bool { return m != nil && m.Kinds[id.GroupKind] }
+
+// Deferred reports whether an Apply took an object as it is before Ahead was closed. Read it after Ahead is closed:
+// an Apply that finds Ahead open records it first.
+func (m *MetadataOnly) Deferred() bool { return m.deferred.Load() }
+
+// checked reports whether the check ahead is done; if not, the object is taken as it is, which Deferred records.
+func (m *MetadataOnly) checked() bool {
+	if m.Ahead == nil {
+		return true
+	}
+	select {
+	case <-m.Ahead:
+		return true
+	default:
+	}
+	m.deferred.Store(true)
+	// Closed meanwhile: the closer may have read Deferred before it was set, so the object is checked now instead.
+	select {
+	case <-m.Ahead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Check records which of the whole live objects hold the render of the desired object of the same ID (desired
+// stamped with their applied hash): a process that has just started learns it ahead of its first Apply, in one list.
+func (m *MetadataOnly) Check(desired []*unstructured.Unstructured, live []unstructured.Unstructured) {
+	byID := map[ObjectID]*unstructured.Unstructured{}
+	for i := range live {
+		byID[IDOf(&live[i])] = &live[i]
+	}
+	for _, d := range desired {
+		id := IDOf(d)
+		l := byID[id]
+		hash := d.GetAnnotations()[AnnotationAppliedHash]
+		if !m.covers(id) || l == nil || hash == "" || l.GetAnnotations()[AnnotationAppliedHash] != hash {
+			continue
+		}
+		if driftedField(d.Object, l.Object, "") == "" {
+			m.record(id, l, hash)
+		}
+	}
+}
+
+func (m *MetadataOnly) holds(id ObjectID, live metav1.Object, hash string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[id] == inSyncAt{uid: live.GetUID(), generation: live.GetGeneration(), hash: hash}
+}
+
+func (m *MetadataOnly) record(id ObjectID, live metav1.Object, hash string) {
+	if live.GetUID() == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[ObjectID]inSyncAt{}
+	}
+	m.seen[id] = inSyncAt{uid: live.GetUID(), generation: live.GetGeneration(), hash: hash}
 }
 
 // StampHashes records in each object the hash of its configuration (AnnotationAppliedHash), once per render, so
@@ -228,7 +325,10 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 	}
 	sameHash := current != nil && current.GetAnnotations()[AnnotationAppliedHash] == hash
 	if sameHash {
-		field := driftedField(obj.Object, current.Object, "")
+		field, err := a.drifted(ctx, id, obj, current, hash)
+		if err != nil {
+			return outcomeNotApplied, err
+		}
 		if field == "" {
 			return outcomeUnchanged, nil
 		}
@@ -249,8 +349,13 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 	}
 	// ForceOwnership is safe here: Check made sure the object is absent, already ours, adopted, left by a deleted
 	// owner, or a CRD that must follow the version's schema.
-	if err := a.write(ctx, obj); err != nil {
+	applied, err := a.write(ctx, obj)
+	if err != nil {
 		return outcomeNotApplied, fmt.Errorf("applying %s: %w", id, err)
+	}
+	if a.MetadataOnly.covers(id) {
+		// The answer is the object as applied, with force: it holds every field of the render.
+		a.MetadataOnly.record(id, &applied, hash)
 	}
 	switch {
 	case current == nil && claim == ClaimAdopt:
@@ -267,13 +372,46 @@ func (a *Applier) applyOne(ctx context.Context, desired, current *unstructured.U
 	return outcomeUpdated, nil
 }
 
-// write server-side applies obj with force and leaves obj as it is (it may be shared with the render cache): without
-// reading the answer when Writer can (BodylessApplier), else from a copy, into which the client decodes the answer.
-func (a *Applier) write(ctx context.Context, obj *unstructured.Unstructured) error {
-	if w, ok := a.Writer.(BodylessApplier); ok {
-		return w.ApplyBodyless(ctx, obj, FieldOwner)
+// write server-side applies obj with force, leaves obj as it is (it may be shared with the render cache) and returns
+// the applied object's metadata: read alone from the API server when Writer can (MetadataApplier), else from a copy,
+// into which the client decodes the whole answer.
+func (a *Applier) write(ctx context.Context, obj *unstructured.Unstructured) (metav1.ObjectMeta, error) {
+	if w, ok := a.Writer.(MetadataApplier); ok {
+		return w.ApplyForMetadata(ctx, obj, FieldOwner)
 	}
-	return a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner(FieldOwner), client.ForceOwnership)
+	applied := obj.DeepCopy()
+	if err := a.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return metav1.ObjectMeta{}, err
+	}
+	return metav1.ObjectMeta{UID: applied.GetUID(), Generation: applied.GetGeneration(), ResourceVersion: applied.GetResourceVersion()}, nil
+}
+
+// drifted returns the path of the first field of the render (obj) that the live object (current, with the same
+// applied hash) does not hold, "" when it holds them all. A live object of a MetadataOnly kind has only its metadata:
+// its spec is read from the API server unless this very version of it was already seen to hold the render.
+func (a *Applier) drifted(ctx context.Context, id ObjectID, obj, current *unstructured.Unstructured, hash string) (string, error) {
+	if !a.MetadataOnly.covers(id) {
+		return driftedField(obj.Object, current.Object, ""), nil
+	}
+	if field := driftedField(obj.Object["metadata"], current.Object["metadata"], ".metadata"); field != "" {
+		return field, nil
+	}
+	if a.MetadataOnly.holds(id, current, hash) || !a.MetadataOnly.checked() {
+		return "", nil
+	}
+	whole := &unstructured.Unstructured{}
+	whole.SetGroupVersionKind(obj.GroupVersionKind())
+	if err := a.MetadataOnly.Live.Get(ctx, client.ObjectKeyFromObject(obj), whole); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ".", nil // deleted since the cache saw it: applied again
+		}
+		return "", fmt.Errorf("reading %s: %w", id, err)
+	}
+	field := driftedField(obj.Object, whole.Object, "")
+	if field == "" && whole.GetAnnotations()[AnnotationAppliedHash] == hash {
+		a.MetadataOnly.record(id, whole, hash)
+	}
+	return field, nil
 }
 
 // liveObjects lists, kind by kind, the owner's objects from the Reader without copying them (they are only read),

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -135,18 +136,22 @@ func (c *fencedClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration
 	return c.Client.Apply(ctx, obj, opts...)
 }
 
-// ApplyBodyless is the wrapped client's, fenced (apply.BodylessApplier); a client without it applies a copy of obj as
-// Apply does.
-func (c *fencedClient) ApplyBodyless(ctx context.Context, obj *unstructured.Unstructured, fieldOwner string) error {
+// ApplyForMetadata is the wrapped client's, fenced (apply.MetadataApplier); a client without it applies a copy of obj
+// as Apply does, and the metadata comes from the copy.
+func (c *fencedClient) ApplyForMetadata(ctx context.Context, obj *unstructured.Unstructured, fieldOwner string) (metav1.ObjectMeta, error) {
 	if err := c.fence.Check(); err != nil {
-		return err
+		return metav1.ObjectMeta{}, err
 	}
-	if b, ok := c.Client.(apply.BodylessApplier); ok {
-		return b.ApplyBodyless(ctx, obj, fieldOwner)
+	if b, ok := c.Client.(apply.MetadataApplier); ok {
+		return b.ApplyForMetadata(ctx, obj, fieldOwner)
 	}
-	// The client's Apply decodes the answer into what it sends: it gets a copy, since a bodyless apply leaves obj as
-	// it is (rendered objects are shared).
-	return c.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner(fieldOwner), client.ForceOwnership)
+	// The client's Apply decodes the answer into what it sends: it gets a copy, since obj is left as it is (rendered
+	// objects are shared).
+	applied := obj.DeepCopy()
+	if err := c.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
+		return metav1.ObjectMeta{}, err
+	}
+	return metav1.ObjectMeta{UID: applied.GetUID(), Generation: applied.GetGeneration(), ResourceVersion: applied.GetResourceVersion()}, nil
 }
 
 func (c *fencedClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {

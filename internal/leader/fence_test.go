@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -177,15 +178,15 @@ func TestFencedTransport(t *testing.T) {
 	})
 }
 
-// bodylessRecorder is a client that only records bodyless applies.
+// bodylessRecorder is a client that only records applies answered with metadata.
 type bodylessRecorder struct {
 	client.Client
 	applied []string
 }
 
-func (b *bodylessRecorder) ApplyBodyless(_ context.Context, obj *unstructured.Unstructured, _ string) error {
+func (b *bodylessRecorder) ApplyForMetadata(_ context.Context, obj *unstructured.Unstructured, _ string) (metav1.ObjectMeta, error) {
 	b.applied = append(b.applied, obj.GetName())
-	return nil
+	return metav1.ObjectMeta{Name: obj.GetName(), Generation: 1}, nil
 }
 
 func TestFencedClientFencesBodylessApplies(t *testing.T) {
@@ -194,22 +195,22 @@ func TestFencedClientFencesBodylessApplies(t *testing.T) {
 	c := f.Client(inner).(*fencedClient)
 	obj := &unstructured.Unstructured{}
 	obj.SetName("istiod")
-	if err := c.ApplyBodyless(context.Background(), obj, "meshwright"); !errors.Is(err, ErrLeaseExpired) {
-		t.Fatalf("ApplyBodyless before any renewal = %v, want ErrLeaseExpired", err)
+	if _, err := c.ApplyForMetadata(context.Background(), obj, "meshwright"); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("ApplyForMetadata before any renewal = %v, want ErrLeaseExpired", err)
 	}
 	if len(inner.applied) != 0 {
 		t.Fatalf("the wrapped client applied %v without the Lease", inner.applied)
 	}
 	f.renewed(time.Now())
-	if err := c.ApplyBodyless(context.Background(), obj, "meshwright"); err != nil {
-		t.Fatal(err)
+	if m, err := c.ApplyForMetadata(context.Background(), obj, "meshwright"); err != nil || m.Generation != 1 {
+		t.Fatalf("ApplyForMetadata = %+v, %v: want the wrapped client's answer", m, err)
 	}
 	if !slices.Equal(inner.applied, []string{"istiod"}) {
 		t.Fatalf("the wrapped client applied %v, want [istiod]", inner.applied)
 	}
 }
 
-// applyRecorder is a client without ApplyBodyless whose Apply writes into what it is given, as a real client decodes
+// applyRecorder is a client without ApplyForMetadata whose Apply writes into what it is given, as a real client decodes
 // the API server's answer into it.
 type applyRecorder struct {
 	client.Client
@@ -221,6 +222,10 @@ func (a *applyRecorder) Apply(_ context.Context, obj runtime.ApplyConfiguration,
 	if u, ok := obj.(interface{ GetObjectKind() schema.ObjectKind }); ok {
 		u.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Kind: "Overwritten"})
 	}
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetUID("answered")
+		m.SetGeneration(7)
+	}
 	return nil
 }
 
@@ -229,10 +234,14 @@ func TestFencedBodylessApplyLeavesTheObjectAloneWhenTheClientCannot(t *testing.T
 	f.renewed(time.Now())
 	inner := &applyRecorder{}
 	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "istio"}}}
-	if err := f.Client(inner).(*fencedClient).ApplyBodyless(context.Background(), obj, "meshwright"); err != nil {
+	m, err := f.Client(inner).(*fencedClient).ApplyForMetadata(context.Background(), obj, "meshwright")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if inner.applied != 1 || obj.GetKind() != "ConfigMap" {
 		t.Fatalf("applied %d times, object kind now %q: want one apply of a copy, the object left as it was", inner.applied, obj.GetKind())
+	}
+	if m.UID != "answered" || m.Generation != 7 {
+		t.Fatalf("ApplyForMetadata returned %+v, want the uid and generation of the answer decoded into the copy", m)
 	}
 }

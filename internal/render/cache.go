@@ -169,6 +169,13 @@ func (c *Cache) warm(cfg Config, done chan struct{}) error {
 	return nil
 }
 
+// WarmObjects returns the warm render once made (nil before, or if it failed): shared objects, to be read only.
+func (c *Cache) WarmObjects() []*unstructured.Unstructured {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.warmObjs
+}
+
 // Renders counts the renders done (cache misses not answered by the warm render), for tests and benchmarks.
 func (c *Cache) Renders() int {
 	c.mu.Lock()

@@ -8,7 +8,9 @@
 //
 // The operator runs as a process from the same stripped binary as the image, with leader election, connected to the API
 // server directly in every timed trial, as the floor's client is; the requests it sends are counted in a trial of
-// their own, through a loopback proxy that counts them by verb.
+// their own, through a loopback proxy that counts them by verb. Each install is timed with Istio's CRDs installed by
+// it, left by an earlier mesh, and applied by another tool (adopted: the floor applies a Ready mesh's CRDs over them
+// too), from an operator already started and with the operator started at the same moment as the mesh is created.
 //
 // With -scale (the default), one scale trial follows (scale.go, upgrade.go): the operator on a cluster populated with
 // unrelated objects and 2,000 injected pods, and a RevisionBased upgrade that restarts 200 Deployments, next to a
