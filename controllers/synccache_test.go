@@ -183,25 +183,10 @@ func TestGetInformerWaitsOnTheSyncChannelOnceTheCacheStarted(t *testing.T) {
 	if _, err := c.GetInformer(ctx, &corev1.ConfigMap{}, cache.BlockUntilSynced(false)); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
+	returnsOnceSynced(t, "GetInformer", under.informer, func() error {
 		_, err := c.GetInformer(ctx, &corev1.ConfigMap{})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("GetInformer returned (%v) before its informer had synced", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	under.informer.synced.set()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("GetInformer did not return once its informer had synced")
-	}
+		return err
+	})
 	if n := under.blockingGets.Load(); n != 0 {
 		t.Errorf("%d GetInformer calls reached the cache's own blocking wait, want 0", n)
 	}
@@ -264,22 +249,7 @@ func TestReadsWaitOnTheSyncChannelOnceTheCacheStarted(t *testing.T) {
 			if err := c.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- read(c) }()
-			select {
-			case err := <-done:
-				t.Fatalf("the read returned (%v) before its informer had synced", err)
-			case <-time.After(50 * time.Millisecond):
-			}
-			under.informer.synced.set()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the read did not return once its informer had synced")
-			}
+			returnsOnceSynced(t, "the read", under.informer, func() error { return read(c) })
 			if got := under.reads.Load(); got != 2 {
 				t.Errorf("the cache was read %d times, want 2", got)
 			}
@@ -287,5 +257,27 @@ func TestReadsWaitOnTheSyncChannelOnceTheCacheStarted(t *testing.T) {
 				t.Errorf("%d reads reached the cache before the informer synced, want 1 (the one before the cache started)", got)
 			}
 		})
+	}
+}
+
+// returnsOnceSynced runs call, which must not return before informer has synced (checked for 50 ms), then syncs the
+// informer, after which call must return without error.
+func returnsOnceSynced(t *testing.T, what string, informer *stubInformer, call func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned (%v) before its informer had synced", what, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	informer.synced.set()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return once its informer had synced", what)
 	}
 }

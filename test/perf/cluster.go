@@ -109,7 +109,7 @@ func withNodes(ctx context.Context, nodes int, do func(*cluster) error) error {
 	if err := yamlToObject(crd, u); err != nil {
 		return err
 	}
-	if err := c.apply(ctx, u, schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}); err != nil {
+	if err := c.applyAs(ctx, u, schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}, "perf-floor"); err != nil {
 		return err
 	}
 	if err := c.waitEstablished(ctx, []string{u.GetName()}); err != nil {
@@ -146,10 +146,6 @@ func (c *cluster) settle(ctx context.Context) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func (c *cluster) apply(ctx context.Context, u *unstructured.Unstructured, gvr schema.GroupVersionResource) error {
-	return c.applyAs(ctx, u, gvr, "perf-floor")
 }
 
 // applyAs server-side applies u with force as the field manager manager.
@@ -261,8 +257,13 @@ func (c *cluster) gvr(u *unstructured.Unstructured, crds []*unstructured.Unstruc
 	return schema.GroupVersionResource{}, fmt.Errorf("no resource for %s", gvk)
 }
 
-// applyConcurrently applies objs all at once.
+// applyConcurrently applies objs all at once as the floor's client.
 func (c *cluster) applyConcurrently(ctx context.Context, objs, crds []*unstructured.Unstructured) error {
+	return c.applyConcurrentlyAs(ctx, objs, crds, "perf-floor")
+}
+
+// applyConcurrentlyAs applies objs all at once as the field manager manager.
+func (c *cluster) applyConcurrentlyAs(ctx context.Context, objs, crds []*unstructured.Unstructured, manager string) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(objs))
 	for i, o := range objs {
@@ -274,7 +275,7 @@ func (c *cluster) applyConcurrently(ctx context.Context, objs, crds []*unstructu
 		go func() {
 			defer wg.Done()
 			began := time.Now()
-			errs[i] = c.apply(ctx, o, gvr)
+			errs[i] = c.applyAs(ctx, o, gvr, manager)
 			if trace != nil {
 				fmt.Fprintf(trace, "%s %s floor PATCH %s %s\n", began.UTC().Format("15:04:05.000000"), time.Since(began), o.GetKind(), o.GetName())
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -145,31 +144,14 @@ func preinstallIstioCRDs(ctx context.Context, c *cluster) error {
 	if err != nil {
 		return err
 	}
+	var crds []*unstructured.Unstructured
 	var names []string
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
 	for _, o := range objs {
-		if o.GetKind() != "CustomResourceDefinition" {
-			continue
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds, names = append(crds, o), append(names, o.GetName())
 		}
-		names = append(names, o.GetName())
-		gvr, err := c.gvr(o, nil)
-		if err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.applyAs(ctx, o, gvr, "another-tool"); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := c.applyConcurrentlyAs(ctx, crds, nil, "another-tool"); err != nil {
 		return err
 	}
 	return c.waitEstablished(ctx, names)
