@@ -23,7 +23,15 @@ type settler struct {
 	timer                quietTimer
 	pending              bool // armed and not run yet
 	running              int  // reconciles in flight
+	lastEnded            time.Time
 	sawStartup, sawReady bool
+}
+
+// quietFor reports whether no reconcile runs and none ended within d.
+func (s *settler) quietFor(d time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running == 0 && time.Since(s.lastEnded) >= d
 }
 
 // quietTimer is the part of *time.Timer the settler uses.
@@ -75,6 +83,7 @@ func (s *settler) ended(ready bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running--
+	s.lastEnded = time.Now()
 	switch {
 	case s.fn == nil:
 	case ready && !s.sawReady:

@@ -106,6 +106,11 @@ func (r *ServiceMeshReconciler) warm() {
 	specs.Ahead = ahead
 	go func() {
 		<-r.Renders.Warmed()
+		// Not while the operator starts and makes a first install: the list is large, and an install meanwhile takes
+		// the CRDs as they are (then applies again). Once reconciles have been quiet a moment, or a few seconds on.
+		for wait := time.Now().Add(crdCheckLatest); time.Now().Before(wait) && !r.settle.quietFor(crdCheckQuiet); {
+			time.Sleep(crdCheckQuiet / 4)
+		}
 		if live := r.listCRDsAhead(); live != nil {
 			specs.Check(r.Renders.WarmObjects(), live)
 		}
@@ -119,10 +124,17 @@ func (r *ServiceMeshReconciler) warm() {
 	}()
 }
 
-// listCRDsAhead reads Meshwright's CRDs whole, once, after the warm render, so that warm() records which of them hold
-// the warm render's (apply.MetadataOnly.Check): the cache holds CRDs as metadata only, and an Apply would otherwise
-// read each CRD an earlier mesh left from the API server, one request each. The list is served from the API server's
-// watch cache; a CRD changed since is read again by the next Apply. nil when it could not be read.
+// crdCheckQuiet and crdCheckLatest: the CRDs are checked ahead once no reconcile has run for crdCheckQuiet, or at the
+// latest crdCheckLatest after the warm render.
+const (
+	crdCheckQuiet  = 300 * time.Millisecond
+	crdCheckLatest = 3 * time.Second
+)
+
+// listCRDsAhead reads Meshwright's CRDs whole, once start-up is quiet, so that warm() records which of them hold the
+// warm render's (apply.MetadataOnly.Check): the cache holds CRDs as metadata only, and an Apply would otherwise read
+// each CRD an earlier mesh left from the API server, one request each. The list is served from the API server's watch
+// cache; a CRD changed since is read again by the next Apply. nil when it could not be read.
 func (r *ServiceMeshReconciler) listCRDsAhead() []unstructured.Unstructured {
 	if r.APIReader == nil {
 		return nil
