@@ -27,11 +27,15 @@ type settler struct {
 	sawStartup, sawReady bool
 }
 
-// quietFor reports whether no reconcile runs and none ended within d.
-func (s *settler) quietFor(d time.Duration) bool {
+// quietFor reports whether no reconcile runs, and none ended, within d before now and since since.
+func (s *settler) quietFor(d time.Duration, since time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.running == 0 && time.Since(s.lastEnded) >= d
+	last := s.lastEnded
+	if since.After(last) {
+		last = since
+	}
+	return s.running == 0 && time.Since(last) >= d
 }
 
 // quietTimer is the part of *time.Timer the settler uses.

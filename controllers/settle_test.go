@@ -114,3 +114,22 @@ func TestSettlerWithoutFunctionDoesNothing(t *testing.T) {
 		t.Fatalf("a settler without a function armed itself: %+v", s)
 	}
 }
+
+func TestQuietForCountsFromTheLaterOfSinceAndTheLastReconcile(t *testing.T) {
+	s := &settler{}
+	since := time.Now().Add(-time.Second)
+	if !s.quietFor(500*time.Millisecond, since) {
+		t.Error("no reconcile for a second: want quiet")
+	}
+	if s.quietFor(500*time.Millisecond, time.Now()) {
+		t.Error("counting from just now: want not quiet yet")
+	}
+	s.started()
+	if s.quietFor(0, since) {
+		t.Error("a reconcile running: want not quiet")
+	}
+	s.ended(false)
+	if s.quietFor(500*time.Millisecond, since) {
+		t.Error("a reconcile that just ended: want not quiet")
+	}
+}

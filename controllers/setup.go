@@ -108,7 +108,8 @@ func (r *ServiceMeshReconciler) warm() {
 		<-r.Renders.Warmed()
 		// Not while the operator starts and makes a first install: the list is large, and an install meanwhile takes
 		// the CRDs as they are (then applies again). Once reconciles have been quiet a moment, or a few seconds on.
-		for wait := time.Now().Add(crdCheckLatest); time.Now().Before(wait) && !r.settle.quietFor(crdCheckQuiet); {
+		warmed := time.Now()
+		for time.Since(warmed) < crdCheckLatest && !r.settle.quietFor(crdCheckQuiet, warmed) {
 			time.Sleep(crdCheckQuiet / 4)
 		}
 		if live := r.listCRDsAhead(); live != nil {
