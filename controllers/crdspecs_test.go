@@ -93,7 +93,7 @@ func TestCRDsAreReadWholeOnlyForAVersionNotSeenInSync(t *testing.T) {
 		t.Errorf("after its own write: %d whole reads, %d writes; want none (the answer said which version holds the render)", gets, writes)
 	}
 
-	// A process that lists the CRDs whole ahead of its first Apply (checkCRDsAhead) reads none of them again.
+	// A process that lists the CRDs whole ahead of its first Apply (listCRDsAhead, then MetadataOnly.Check) reads none of them again.
 	ahead := newSpecs()
 	whole := &unstructured.UnstructuredList{}
 	whole.SetGroupVersionKind(crdListGVK)

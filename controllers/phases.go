@@ -488,7 +488,7 @@ func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*uns
 		return len(want) == 0
 	}
 	if r.crdWatch == nil {
-		return r.pollEstablished(ctx, seen)
+		return false // a reconciler made without NewServiceMeshReconciler: the caller requeues
 	}
 	// Without a resourceVersion the watch starts with the CRDs as they are now, then their changes.
 	w, err := r.crdWatch.Watch(ctx, &apiextensionsv1.CustomResourceDefinitionList{}, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy})
@@ -502,25 +502,4 @@ func (r *ServiceMeshReconciler) waitEstablished(ctx context.Context, objs []*uns
 		}
 	}
 	return false
-}
-
-// pollEstablished reads the CRDs from the API server every 100 ms until seen says they are all Established or ctx ends
-// (for a reconciler made without crdWatch).
-func (r *ServiceMeshReconciler) pollEstablished(ctx context.Context, seen func(*apiextensionsv1.CustomResourceDefinition) bool) bool {
-	for {
-		list := &apiextensionsv1.CustomResourceDefinitionList{}
-		if err := r.APIReader.List(ctx, list, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
-			return false
-		}
-		for i := range list.Items {
-			if seen(&list.Items[i]) {
-				return true
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
